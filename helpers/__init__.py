@@ -1,0 +1,46 @@
+"""Shared code of the book *Explaining Image Classifiers*.
+
+Importing this package silences TensorFlow's start-up logs (noise, not
+information) and exposes the helpers every chapter uses.
+"""
+from __future__ import annotations
+
+import os
+import random
+from contextlib import contextmanager
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+@contextmanager
+def _quiet_stderr():
+    """Send file descriptor 2 to /dev/null (TensorFlow's C++ start-up lines)."""
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+with _quiet_stderr():
+    import tensorflow as tf  # noqa: F401  (imported once, quietly)
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def set_seed(seed: int = 0) -> None:
+    """Fix Python's, NumPy's and Keras/TensorFlow's random seeds."""
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+
+
+from .data import class_names, load_dataset  # noqa: E402
+from .models import train_or_load  # noqa: E402
+
+__all__ = ["set_seed", "load_dataset", "class_names", "train_or_load"]

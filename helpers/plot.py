@@ -1,0 +1,142 @@
+"""Figures: SHAP grids, class headers, and stacking them into one image."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+COLUMN_INCHES = 1.6  # width of one image column in grids and headers
+
+
+def _grid_width(n_columns: int) -> float:
+    return COLUMN_INCHES * n_columns
+
+
+def _check_batch(name: str, array: np.ndarray, ranks: tuple[int, ...]) -> np.ndarray:
+    array = np.asarray(array)
+    if array.ndim not in ranks:
+        raise ValueError(f"{name} must have rank {' or '.join(map(str, ranks))}, "
+                         f"got shape {array.shape}")
+    return array
+
+
+def shap_grid(values: np.ndarray, images: np.ndarray,
+              labels: list[str] | np.ndarray, true_labels: list[str] | None = None) -> Figure:
+    """`shap.image_plot`: a row per image, a column per class, red + / blue -."""
+    import shap
+
+    values = _check_batch("values", values, (5,))
+    images = _check_batch("images", images, (4,))
+    n, k = values.shape[0], values.shape[-1]
+    if images.shape != values.shape[:-1]:
+        raise ValueError(f"images must have shape {values.shape[:-1]} to match "
+                         f"values {values.shape}, got {images.shape}")
+    labels = np.asarray(labels)
+    if labels.shape[-1] != k:
+        raise ValueError(f"labels must have {k} entries (one per class column), "
+                         f"got {labels.shape[-1]}")
+    if true_labels is not None and len(true_labels) != n:
+        raise ValueError(f"true_labels must have {n} entries, got {len(true_labels)}")
+    # A list of per-class maps: the 5-D array would silently draw one column.
+    shap.image_plot([values[..., c] for c in range(k)], images,
+                    labels=np.broadcast_to(labels, (n, k)), true_labels=true_labels,
+                    width=_grid_width(k + 1), hspace=0.35, show=False)
+    return plt.gcf()
+
+
+def grid_columns(grid: Figure) -> list[tuple[float, float]]:
+    """`(left, width)` of each column of a grid, as fractions of its width."""
+    grid.canvas.draw()  # applies the image aspect, which moves the axes
+    top = max(ax.get_position().y1 for ax in grid.axes)
+    row = [ax for ax in grid.axes if np.isclose(ax.get_position().y1, top)]
+    return [(ax.get_position().x0, ax.get_position().width)
+            for ax in sorted(row, key=lambda ax: ax.get_position().x0)]
+
+
+def plot_categories(images: np.ndarray, labels: np.ndarray,
+                    class_names: list[str], grid: Figure | None = None) -> Figure:
+    """A header strip: one example image per class, named, in the grid's columns.
+
+    The first column is left blank for the explained image; with `grid`
+    the header copies that figure's column positions exactly.
+    """
+    images = _check_batch("images", images, (3, 4))
+    labels = np.asarray(labels)
+    if len(images) != len(labels):
+        raise ValueError(f"images and labels must have the same length, "
+                         f"got {len(images)} and {len(labels)}")
+    k = len(class_names)
+    width = _grid_width(k + 1)
+    columns = [(0.125 + 0.775 * i / (k + 1), 0.7 / (k + 1)) for i in range(k + 1)]
+    if grid is not None:
+        columns = grid_columns(grid)
+        width = grid.get_figwidth()
+        if len(columns) != k + 1:
+            raise ValueError(f"grid has {len(columns)} columns; class_names "
+                             f"needs {k + 1} (the image, then one per class)")
+    cell = columns[0][1] * width  # inches
+    fig = plt.figure(figsize=(width, cell * 1.45))
+    for c, (left, w) in enumerate(columns[1:]):
+        found = np.flatnonzero(labels == c)
+        if not len(found):
+            raise ValueError(f"labels has no example of class {c} ({class_names[c]!r})")
+        ax = fig.add_axes((left, 0.02, w, 1 / 1.45))
+        ax.imshow(images[found[0]].squeeze(), cmap="gray")
+        ax.set_title(class_names[c], fontsize=10)
+        ax.axis("off")
+    return fig
+
+
+def figure_to_array(fig: Figure, dpi: int = 100) -> np.ndarray:
+    """Render a figure to an RGB uint8 array and close it."""
+    fig.set_dpi(dpi)
+    fig.canvas.draw()
+    array = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return array
+
+
+def resize_width(image: np.ndarray, width: int) -> np.ndarray:
+    """Scale an RGB uint8 image to `width` pixels, keeping its aspect ratio."""
+    from skimage.transform import resize
+
+    image = _check_batch("image", image, (3,))
+    if width < 1:
+        raise ValueError(f"width must be a positive number of pixels, got {width}")
+    height = max(1, round(image.shape[0] * width / image.shape[1]))
+    out = resize(image, (height, width), preserve_range=True, anti_aliasing=True)
+    return out.round().astype(np.uint8)
+
+
+def stack_vertical(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    """Put `top` above `bottom`; both RGB images of the same width."""
+    top = _check_batch("top", top, (3,))
+    bottom = _check_batch("bottom", bottom, (3,))
+    if top.shape[1] != bottom.shape[1]:
+        raise ValueError(f"top and bottom must have the same width, got "
+                         f"{top.shape[1]} and {bottom.shape[1]} (use resize_width)")
+    return np.concatenate([top, bottom], axis=0)
+
+
+def header_over_grid(header: Figure | np.ndarray,
+                     grid: Figure | np.ndarray) -> np.ndarray:
+    """The final figure: the class header stacked above the SHAP grid."""
+    if isinstance(grid, Figure):
+        grid = figure_to_array(grid)
+    if isinstance(header, Figure):
+        header = figure_to_array(header)
+    return stack_vertical(resize_width(header, grid.shape[1]), grid)
+
+
+def save_image(image: np.ndarray, path: str | Path) -> Path:
+    """Write an RGB array as PNG, atomically."""
+    from PIL import Image
+
+    from .data import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+    return path

@@ -1,0 +1,51 @@
+"""Shared fixtures: a private cache per test session, a small trained model."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import helpers
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory) -> Path:
+    """A cache folder of this session's own, so tests never see the reader's."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def private_cache(session_cache, monkeypatch) -> Path:
+    monkeypatch.setenv("XAI_BOOK_CACHE", str(session_cache))
+    return session_cache
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    """The data mirror, for tests that are about the mirror itself."""
+    value = os.environ.get("XAI_BOOK_MIRROR")
+    if not value:
+        pytest.skip("XAI_BOOK_MIRROR is not set")
+    return Path(value)
+
+
+@pytest.fixture(scope="session")
+def small_model(session_cache):
+    """A FashionMNIST CNN trained for two epochs on 3,000 images."""
+    old = os.environ.get("XAI_BOOK_CACHE")
+    os.environ["XAI_BOOK_CACHE"] = str(session_cache)
+    try:
+        return helpers.train_or_load("fashion_mnist", epochs=2, n_train=3000,
+                                     verbose=0)
+    finally:
+        if old is None:
+            del os.environ["XAI_BOOK_CACHE"]
+        else:
+            os.environ["XAI_BOOK_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def fashion():
+    """FashionMNIST arrays and class names."""
+    return helpers.load_dataset("fashion_mnist"), helpers.class_names("fashion_mnist")

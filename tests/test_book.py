@@ -1,0 +1,65 @@
+"""The book: notebooks in sync with their chapters, and a full executed build."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted(p for p in (ROOT / "book").glob("*.md")
+                  if p.read_text().startswith("---\njupytext:"))
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [toc["root"]] + [entry["file"] for entry in toc["chapters"]]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_notebook_is_in_sync_and_has_no_outputs(chapter):
+    paired = ROOT / "notebooks" / f"{chapter.stem}.ipynb"
+    assert paired.exists(), f"run `make sync`: {paired.name} is missing"
+    md = jupytext.read(chapter)
+    nb = json.loads(paired.read_text())
+    cells = [(c.cell_type, c.source) for c in md.cells]
+    paired_cells = [(c["cell_type"], "".join(c["source"])) for c in nb["cells"]]
+    assert cells == paired_cells, f"run `make sync`: {paired.name} differs"
+    assert not any(c.get("outputs") for c in nb["cells"]), "commit without outputs"
+
+
+def test_every_chapter_is_in_the_toc():
+    listed = set(toc_files())
+    assert {f"book/{p.stem}" for p in CHAPTERS} <= listed
+    for name in listed:
+        assert (ROOT / f"{name}.md").exists(), name
+
+
+@pytest.mark.book
+def test_book_builds_with_every_chapter_executed():
+    """`jupyter-book build -W --keep-going`: any failing cell fails the build."""
+    exe = Path(sys.executable).parent / "jupyter-book"
+    command = [str(exe if exe.exists() else shutil.which("jupyter-book")),
+               "build", str(ROOT), "-W", "--keep-going"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-6000:]
+    html = ROOT / "_build" / "html"
+    for name in toc_files():
+        page = (html / f"{name}.html").read_text()
+        assert "Traceback (most recent call last)" not in page, name
+        assert not re.search(r"\bI0000 |oneDNN custom operations", page), name
+    fashion = (html / "book" / "deep_shap_mnist.html").read_text()
+    assert 'id="fig-fashion-final"' in fashion and 'id="fig-mnist-shap"' in fashion
+    accuracy = re.search(r"FashionMNIST model reaches ([\d.]+)%", fashion)
+    assert accuracy and float(accuracy.group(1)) >= 88, "FashionMNIST accuracy"
+    mnist = re.search(r"The model reaches ([\d.]+)%", fashion)
+    assert mnist and float(mnist.group(1)) >= 98, "MNIST accuracy"
+    errors = re.findall(r"largest additivity error is ([\d.e+-]+)", fashion)
+    assert errors and all(float(e) < 1e-3 for e in errors)

@@ -1,0 +1,49 @@
+"""The model cache and Deep SHAP's additivity on a small trained model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import helpers
+from helpers.data import preprocess
+from helpers.explain import additivity_error, deep_shap
+
+
+def test_second_call_loads_instead_of_training(small_model):
+    assert not small_model.loaded
+    again = helpers.train_or_load("fashion_mnist", epochs=2, n_train=3000, verbose=0)
+    assert again.loaded and again.path == small_model.path
+    assert again.accuracy == pytest.approx(small_model.accuracy)
+    for a, b in zip(again.model.get_weights(), small_model.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert small_model.accuracy > 0.6  # 2 epochs on 3,000 images: well above 10%
+
+
+def test_cache_key_separates_settings(small_model):
+    other = helpers.train_or_load("fashion_mnist", epochs=2, n_train=500, verbose=0)
+    assert not other.loaded and other.path != small_model.path
+
+
+def test_bad_training_arguments():
+    with pytest.raises(ValueError, match="arch must be one of"):
+        helpers.train_or_load("mnist", arch="resnet")
+    with pytest.raises(ValueError, match="epochs, batch_size and n_train"):
+        helpers.train_or_load("mnist", epochs=0)
+
+
+def test_deep_shap_additivity_below_1e3(small_model, fashion):
+    ((x_train, _), (x_test, _)), _ = fashion
+    images = preprocess(x_test[:4])
+    result = deep_shap(small_model.model, preprocess(x_train[:50]), images)
+    assert result.values.shape == (4, 28, 28, 1, 10)
+    assert result.expected.shape == (10,)
+    assert additivity_error(small_model.model, images, result) < 1e-3
+    # The attributions are not trivially zero: they carry the output.
+    assert np.abs(result.values).sum() > 0.1
+
+
+def test_deep_shap_rejects_wrong_shapes(small_model):
+    with pytest.raises(ValueError, match=r"images must be a non-empty batch of shape \(n, 28, 28, 1\)"):
+        deep_shap(small_model.model, np.zeros((5, 28, 28, 1)), np.zeros((2, 28, 28)))
+    with pytest.raises(ValueError, match="background must be"):
+        deep_shap(small_model.model, np.zeros((0, 28, 28, 1)), np.zeros((2, 28, 28, 1)))

@@ -1,0 +1,87 @@
+"""Plot helpers: what the figures contain, and their bad inputs."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from helpers.plot import (figure_to_array, grid_columns, header_over_grid,
+                          plot_categories, resize_width, shap_grid,
+                          stack_vertical)
+
+NAMES = [f"class {c}" for c in range(4)]
+
+
+@pytest.fixture
+def grid_inputs():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(3, 8, 8, 1, 4)).astype(np.float32)
+    images = rng.uniform(size=(3, 8, 8, 1)).astype(np.float32)
+    return values, images
+
+
+@pytest.fixture
+def header_inputs():
+    labels = np.array([2, 0, 3, 1, 0])
+    images = np.stack([np.full((8, 8), 10 * label, np.uint8) for label in labels])
+    return images, labels
+
+
+def test_shap_grid_has_a_column_per_class(grid_inputs):
+    values, images = grid_inputs
+    fig = shap_grid(values, images, NAMES, ["a", "b", "c"])
+    image_axes = [ax for ax in fig.axes if ax.images]
+    assert len(image_axes) == 3 * (1 + 4)
+    assert len(grid_columns(fig)) == 1 + 4
+    titles = [ax.get_title() for ax in fig.axes[:5]]
+    assert titles == ["a"] + NAMES
+    # The map drawn in row 0, column "class 2" is that class's SHAP values.
+    drawn = fig.axes[3].images[-1].get_array()
+    np.testing.assert_allclose(drawn, values[0, :, :, 0, 2])
+    plt.close(fig)
+
+
+def test_header_columns_match_the_grid(grid_inputs, header_inputs):
+    values, images = grid_inputs
+    grid = shap_grid(values, images, NAMES)
+    header = plot_categories(*header_inputs, NAMES, grid=grid)
+    lefts = [(ax.get_position().x0, ax.get_position().width) for ax in header.axes]
+    np.testing.assert_allclose(lefts, grid_columns(grid)[1:], atol=1e-6)
+    assert [ax.get_title() for ax in header.axes] == NAMES
+    # Column c shows an example of class c (its pixels are 10 * c).
+    assert [int(ax.images[0].get_array().mean()) for ax in header.axes] == [0, 10, 20, 30]
+    final = header_over_grid(header, grid)
+    assert final.ndim == 3 and final.shape[2] == 3 and final.dtype == np.uint8
+
+
+def test_resize_width_makes_widths_equal():
+    header = figure_to_array(plt.figure(figsize=(3, 1)))
+    grid = figure_to_array(plt.figure(figsize=(5, 4)))
+    resized = resize_width(header, grid.shape[1])
+    assert resized.shape[1] == grid.shape[1]
+    assert resized.shape[0] == round(header.shape[0] * grid.shape[1] / header.shape[1])
+    assert stack_vertical(resized, grid).shape[0] == resized.shape[0] + grid.shape[0]
+
+
+def test_bad_inputs_are_clear_errors(grid_inputs, header_inputs):
+    values, images = grid_inputs
+    with pytest.raises(ValueError, match="values must have rank 5"):
+        shap_grid(values[0], images, NAMES)
+    with pytest.raises(ValueError, match=r"images must have shape \(3, 8, 8, 1\)"):
+        shap_grid(values, images[:2], NAMES)
+    with pytest.raises(ValueError, match="labels must have 4 entries"):
+        shap_grid(values, images, NAMES[:3])
+    with pytest.raises(ValueError, match="true_labels must have 3 entries"):
+        shap_grid(values, images, NAMES, ["a"])
+    header_images, labels = header_inputs
+    with pytest.raises(ValueError, match="images and labels must have the same length"):
+        plot_categories(header_images, labels[:3], NAMES)
+    with pytest.raises(ValueError, match="labels has no example of class 1"):
+        plot_categories(header_images, np.zeros(5, int), NAMES)
+    with pytest.raises(ValueError, match="images must have rank 3 or 4"):
+        plot_categories(np.zeros(5), labels, NAMES)
+    with pytest.raises(ValueError, match="top and bottom must have the same width"):
+        stack_vertical(np.zeros((2, 3, 3), np.uint8), np.zeros((2, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="width must be a positive"):
+        resize_width(np.zeros((2, 3, 3), np.uint8), 0)
+    plt.close("all")
