@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 DATASET ?= mnist
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Chapters execute in book/, so a relative mirror path is made absolute here.
+ifdef XAI_BOOK_MIRROR
+export XAI_BOOK_MIRROR := $(abspath $(XAI_BOOK_MIRROR))
+endif
 
 .PHONY: help install book test sync mnist mnistfashion model shap tb clean
 

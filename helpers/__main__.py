@@ -10,6 +10,7 @@ from . import class_names, load_dataset, train_or_load
 from .data import DATASETS, cache_dir
 from .explain import deep_shap_run
 from .plot import (figure_to_array, header_over_grid, plot_categories,
+                   prediction_titles,
                    save_image, shap_grid)
 
 
@@ -19,7 +20,7 @@ def shap_figures(dataset: str, out: Path) -> None:
     print(f"additivity error: {run.error:.2e}")
     names = class_names(dataset)
     grid = shap_grid(run.shap.values, run.images, names,
-                     [names[i] for i in run.labels])
+                     prediction_titles(run.probs, run.labels, names))
     _, (x_test, y_test) = load_dataset(dataset)
     header = plot_categories(x_test, y_test, names, grid=grid)
     grid, header = figure_to_array(grid), figure_to_array(header)

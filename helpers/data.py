@@ -75,8 +75,9 @@ def mirror_root() -> Path | None:
     root = Path(value).expanduser().resolve()
     if not root.is_dir():
         raise DataUnavailableError(
-            f"{MIRROR_ENV}={value!r} is not a folder. Point it at a folder "
-            "laid out like ../shared (data/..., models/...) or unset it.")
+            f"{MIRROR_ENV}={value!r} is not a folder (looked at {root}). Point "
+            "it at a folder laid out like ../shared (data/..., models/...), "
+            "preferably as an absolute path, or unset it.")
     return root
 
 

@@ -55,6 +55,7 @@ class ShapRun(NamedTuple):
     accuracy: float
     images: np.ndarray
     labels: np.ndarray
+    probs: np.ndarray
     shap: DeepShap
     error: float
 
@@ -72,5 +73,6 @@ def deep_shap_run(dataset: str, n_background: int = 100, n_images: int = 5,
     images = preprocess(x_test[pick])
     result = deep_shap(trained.model, background, images)
     error = additivity_error(trained.model, images, result)
+    probs = np.asarray(trained.model(images))
     return ShapRun(trained.model, trained.accuracy, images, y_test[pick],
-                   result, error)
+                   probs, result, error)

@@ -42,8 +42,19 @@ def shap_grid(values: np.ndarray, images: np.ndarray,
     # A list of per-class maps: the 5-D array would silently draw one column.
     shap.image_plot([values[..., c] for c in range(k)], images,
                     labels=np.broadcast_to(labels, (n, k)), true_labels=true_labels,
-                    width=_grid_width(k + 1), hspace=0.35, show=False)
+                    width=_grid_width(k + 1), hspace=0.5, show=False)
     return plt.gcf()
+
+
+def prediction_titles(probs: np.ndarray, labels: np.ndarray,
+                      class_names: list[str]) -> list[str]:
+    """Row titles "true / predicted (probability)" for a grid."""
+    probs = _check_batch("probs", probs, (2,))
+    if len(probs) != len(labels):
+        raise ValueError(f"probs and labels must have the same length, "
+                         f"got {len(probs)} and {len(labels)}")
+    return [f"{class_names[t]}\npred {class_names[p.argmax()]} ({p.max():.0%})"
+            for t, p in zip(labels, probs)]
 
 
 def grid_columns(grid: Figure) -> list[tuple[float, float]]:
