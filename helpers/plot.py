@@ -43,7 +43,12 @@ def shap_grid(values: np.ndarray, images: np.ndarray,
     shap.image_plot([values[..., c] for c in range(k)], images,
                     labels=np.broadcast_to(labels, (n, k)), true_labels=true_labels,
                     width=_grid_width(k + 1), hspace=0.5, show=False)
-    return plt.gcf()
+    fig = plt.gcf()
+    # Room for two-line row titles: shap sizes rows for one short title.
+    fig.set_figheight(n * (COLUMN_INCHES + 0.7) + 1.0)
+    for ax in fig.axes[:-1]:
+        ax.title.set_fontsize(9)
+    return fig
 
 
 def prediction_titles(probs: np.ndarray, labels: np.ndarray,
