@@ -40,7 +40,37 @@ def set_seed(seed: int = 0) -> None:
     keras.utils.set_random_seed(seed)
 
 
+class Timer:
+    """`with Timer() as t: ...`, then `t.seconds`."""
+
+    def __enter__(self) -> "Timer":
+        import time
+
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import time
+
+        self.seconds = time.perf_counter() - self._start
+
+
+def machine() -> str:
+    """The hardware and software a timing was measured on, in one line."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{os.cpu_count()} CPU cores ({cpu}), no GPU, "
+            f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
+
+
 from .data import class_names, load_dataset  # noqa: E402
 from .models import train_or_load  # noqa: E402
 
-__all__ = ["set_seed", "load_dataset", "class_names", "train_or_load"]
+__all__ = ["set_seed", "Timer", "machine", "load_dataset", "class_names", "train_or_load"]

@@ -9,7 +9,7 @@ import tarfile
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
@@ -244,3 +244,122 @@ def sample(labels: np.ndarray, n: int, seed: int = 0,
     if n > len(first):
         raise ValueError(f"n must be at most {len(first)} classes, got {n}")
     return order[np.sort(first)[:n]]
+
+
+# --- ImageNet: class index and photos --------------------------------------
+
+CLASS_INDEX_URL = ("https://storage.googleapis.com/download.tensorflow.org/"
+                   "data/imagenet_class_index.json")
+CLASS_INDEX_MD5 = "c2c37ea517e94d9795004a39431a14cb"
+SKIMAGE_PHOTOS = {  # scikit-image's sample photos, standing in for COCO scenes
+    "chelsea": "cat", "coffee": "coffee cup", "astronaut": "astronaut",
+    "rocket": "rocket", "stereo_motorcycle": "motorcycle",
+}
+
+
+class Photo(NamedTuple):
+    """A real photo: RGB uint8 pixels, its ImageNet label if known, its source."""
+
+    name: str
+    image: np.ndarray
+    label: int | None
+    source: str
+
+
+def imagenet_class_index() -> list[tuple[str, str]]:
+    """`(wordnet_id, name)` of the 1,000 ImageNet classes, in Keras's order.
+
+    Keras's own file, fetched once into Keras's cache (from the mirror when
+    one is set), so `keras.applications.*.decode_predictions` works offline.
+    """
+    import json
+
+    import keras
+
+    local = mirror_file("data/imagenet/imagenet_class_index.json")
+    origin = local.as_uri() if local else CLASS_INDEX_URL
+    try:
+        path = keras.utils.get_file("imagenet_class_index.json", origin,
+                                    cache_subdir="models", file_hash=CLASS_INDEX_MD5)
+    except Exception as error:  # Keras raises bare Exception offline
+        _unavailable("imagenet_class_index", "data/imagenet/imagenet_class_index.json", error)
+    index = json.loads(Path(path).read_text())
+    return [tuple(index[str(i)]) for i in range(len(index))]
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def photos(sources: tuple[str, ...] = ("skimage", "val20", "imagenet50")) -> list[Photo]:
+    """Real photos with their ImageNet label where one is known."""
+    unknown = set(sources) - {"skimage", "val20", "imagenet50"}
+    if unknown:
+        raise ValueError(f"sources must be among 'skimage', 'val20', 'imagenet50', "
+                         f"got {sorted(unknown)}")
+    import skimage.data
+
+    found = []
+    if "skimage" in sources:
+        found += [Photo(name, getattr(skimage.data, name)()[..., :3]
+                        if name != "stereo_motorcycle"
+                        else skimage.data.stereo_motorcycle()[0], None,
+                        f"scikit-image ({what})")
+                  for name, what in SKIMAGE_PHOTOS.items()]
+    root = mirror_root()
+    wnids = ({wnid: i for i, (wnid, _) in enumerate(imagenet_class_index())}
+             if "imagenet50" in sources and root else {})
+    for source in ("val20", "imagenet50"):
+        if source not in sources:
+            continue
+        if root is None:
+            import warnings
+
+            warnings.warn(f"the {source!r} photos come from the data mirror; "
+                          f"set {MIRROR_ENV} to include them", stacklevel=2)
+            continue
+        for path in sorted((root / "data" / "imagenet" / source).glob("*.jpg")):
+            if source == "val20":  # imagenet_NN_CLASS.jpg
+                label = int(path.stem.rsplit("_", 1)[1])
+            else:  # sim_WNID_N.jpg: only 7 of the WordNet ids are ImageNet classes
+                label = wnids.get(path.stem.split("_")[1])
+            found.append(Photo(path.stem, _read_rgb(path), label, f"ImageNet {source}"))
+    return found
+
+
+def fit_photo(image: np.ndarray, size: int = 224) -> np.ndarray:
+    """Centre-crop an RGB photo to a square and resize it to `size` pixels."""
+    from skimage.transform import resize
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be an RGB photo of shape (H, W, 3), got {image.shape}")
+    if size < 1:
+        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = image[top:top + side, left:left + side]
+    if side == size:
+        return square.astype(np.uint8)
+    out = resize(square, (size, size), preserve_range=True, anti_aliasing=True)
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+# The photos the three ImageNet chapters explain, so they can be compared.
+BOOK_PHOTOS = ("chelsea", "coffee", "stereo_motorcycle", "imagenet_07_609",
+               "imagenet_00_243")
+
+
+def book_photos() -> list[Photo]:
+    """The chapters' photos (those of BOOK_PHOTOS that this machine has)."""
+    by_name = {p.name: p for p in photos(("skimage", "val20"))}
+    return [by_name[name] for name in BOOK_PHOTOS if name in by_name]
+
+
+def imagenet_names() -> list[str]:
+    """The 1,000 ImageNet class names, in Keras's order."""
+    return [name for _, name in imagenet_class_index()]

@@ -76,3 +76,124 @@ def deep_shap_run(dataset: str, n_background: int = 100, n_images: int = 5,
     probs = np.asarray(trained.model(images))
     return ShapRun(trained.model, trained.accuracy, images, y_test[pick],
                    probs, result, error)
+
+
+# --- Grad-CAM -----------------------------------------------------------------
+
+CONV_TYPES = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D",
+              "Conv2DTranspose")
+
+
+def gradcam_layer(model: keras.Model) -> str:
+    """The last spatial convolutional layer (with its BN/activation), by name.
+
+    Layers whose maps are 1x1 (MobileNet's `conv_preds`) are skipped: a
+    Grad-CAM heatmap of one pixel says nothing about where.
+    """
+    layers = model.layers
+    spatial = [i for i, layer in enumerate(layers)
+               if type(layer).__name__ in CONV_TYPES
+               and len(layer.output.shape) == 4
+               and layer.output.shape[1] * layer.output.shape[2] > 1]
+    if not spatial:
+        kinds = sorted({type(layer).__name__ for layer in layers})
+        raise ValueError("model must have a convolutional layer with a spatial "
+                         f"output for Grad-CAM; it has only {kinds}")
+    i = spatial[-1]
+    # Follow BatchNormalization / activation layers of the same shape.
+    while (i + 1 < len(layers)
+           and type(layers[i + 1]).__name__ in ("BatchNormalization", "ReLU", "Activation")
+           and layers[i + 1].output.shape == layers[i].output.shape):
+        i += 1
+    return layers[i].name
+
+
+def _targets(model: keras.Model, inputs: np.ndarray, targets) -> np.ndarray:
+    n_classes = model.output_shape[-1]
+    if targets is None:
+        return np.asarray(model(inputs)).argmax(-1)
+    targets = np.atleast_1d(np.asarray(targets))
+    if targets.shape != (len(inputs),) or not np.issubdtype(targets.dtype, np.integer):
+        raise ValueError(f"targets must be {len(inputs)} class indices, got {targets!r}")
+    if targets.min() < 0 or targets.max() >= n_classes:
+        raise ValueError(f"targets must be in [0, {n_classes}), got {targets.tolist()}")
+    return targets
+
+
+def grad_cam(model: keras.Model, inputs: np.ndarray, targets=None,
+             layer: str | None = None) -> np.ndarray:
+    """Grad-CAM maps `(n, h, w)` in [0, 1] at `layer`'s resolution (ELI5's formula)."""
+    import tensorflow as tf
+
+    inputs = _check_images("inputs", inputs, model)
+    layer = layer or gradcam_layer(model)
+    targets = _targets(model, inputs, targets)
+    grad_model = keras.Model(model.input, [model.get_layer(layer).output,
+                                            model.outputs[0]])
+    with tf.GradientTape() as tape:
+        maps, outputs = grad_model(inputs)
+        scores = tf.gather(outputs, targets, axis=1, batch_dims=1)
+    grads = tape.gradient(scores, maps)
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+    cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1)).numpy()
+    return cam / (cam.max(axis=(1, 2), keepdims=True) + keras.config.epsilon())
+
+
+# --- LIME -------------------------------------------------------------------
+
+def lime_explain(predict, image: np.ndarray, top_labels: int = 3,
+                 num_samples: int = 1000, batch_size: int = 250,
+                 segmentation: str = "quickshift", seed: int = 0,
+                 **segment_options):
+    """`LimeImageExplainer.explain_instance` with a named scikit-image segmentation.
+
+    `predict` maps a batch of images like `image` to class probabilities.
+    """
+    from lime import lime_image
+    from lime.wrappers.scikit_image import SegmentationAlgorithm
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be an RGB image (H, W, 3), got {image.shape}")
+    explainer = lime_image.LimeImageExplainer(random_state=seed)
+    # scikit-image's quickshift and slic are deterministic (fixed rng).
+    segmenter = SegmentationAlgorithm(segmentation, **segment_options)
+    return explainer.explain_instance(
+        image, predict, top_labels=top_labels, hide_color=0,
+        num_samples=num_samples, batch_size=batch_size,
+        segmentation_fn=segmenter, random_seed=seed)
+
+
+# --- Gradient SHAP ----------------------------------------------------------
+
+class GradientShap(NamedTuple):
+    """Gradient SHAP values at a layer, for each image's top-ranked classes."""
+
+    values: list[np.ndarray]   # one (n, h, w, channels) array per rank
+    ranked: np.ndarray         # (n, ranked_outputs) class indices
+
+
+def gradient_shap(model: keras.Model, layer: str, inputs: np.ndarray,
+                  background: np.ndarray, ranked_outputs: int = 4,
+                  nsamples: int = 200, local_smoothing: float = 0.0,
+                  batch_size: int = 50, seed: int = 0) -> GradientShap:
+    """`shap.GradientExplainer` on the sub-model from `layer` to the output (eager TF2)."""
+    import shap
+
+    inputs = _check_images("inputs", inputs, model)
+    background = _check_images("background", background, model)
+    if ranked_outputs < 1 or nsamples < 1:
+        raise ValueError("ranked_outputs and nsamples must be positive")
+    features = keras.Model(model.input, model.get_layer(layer).output)
+    head = keras.Model(model.get_layer(layer).output, model.outputs[0])
+    explainer = shap.GradientExplainer(
+        head, np.asarray(features(background)), batch_size=batch_size,
+        local_smoothing=local_smoothing)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The structure of `inputs`")
+        values, ranked = explainer.shap_values(
+            np.asarray(features(inputs)), ranked_outputs=ranked_outputs,
+            nsamples=nsamples, rseed=seed)
+    values = np.asarray(values)
+    return GradientShap([values[..., r] for r in range(values.shape[-1])],
+                        np.asarray(ranked))

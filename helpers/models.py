@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import keras
@@ -96,3 +97,96 @@ def train_or_load(dataset: str, arch: str = "small_cnn", epochs: int | None = No
     verb = "loaded from cache" if loaded else f"trained in {seconds:.0f} s"
     print(f"{dataset} {arch}: {verb}; test accuracy {accuracy:.2%}")
     return Trained(model, accuracy, str(path), loaded, seconds)
+
+
+# --- Pretrained ImageNet classifiers ----------------------------------------
+
+@dataclass
+class ImageNetClassifier:
+    """A pretrained ImageNet CNN with its preprocessing and label decoding."""
+
+    model: keras.Model
+    name: str            # "vgg19" or "mobilenet"
+    title: str           # what the chapters print
+    size: int            # input size in pixels (square)
+    gradcam_layer: str   # the last spatial convolutional activation
+    shap_layer: str      # where Gradient SHAP starts (see SHAP_LAYERS)
+    note: str            # which model this build used, and why
+
+    def prepare(self, photos: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        """RGB uint8 photo(s), any size, to a preprocessed model batch."""
+        from .data import fit_photo
+
+        if isinstance(photos, np.ndarray) and photos.ndim == 3:
+            photos = [photos]
+        batch = np.stack([fit_photo(p, self.size) for p in photos])
+        return PREPROCESS[self.name](batch.astype(np.float32))
+
+    def predict(self, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Class probabilities of a preprocessed batch, in direct model calls."""
+        want = (self.size, self.size, 3)
+        if inputs.ndim != 4 or inputs.shape[1:] != want:
+            raise ValueError(f"inputs must be a batch of shape (n, {self.size}, "
+                             f"{self.size}, 3); use prepare() on photos, got {inputs.shape}")
+        return np.concatenate([np.asarray(self.model(inputs[i:i + batch_size]))
+                               for i in range(0, len(inputs), batch_size)])
+
+    def decode(self, probs: np.ndarray, top: int = 5) -> list[list[tuple[str, float]]]:
+        """The `top` (ImageNet name, probability) of each row of `probs`."""
+        from .data import imagenet_class_index
+
+        imagenet_class_index()  # Keras's index file in Keras's cache
+        decoded = keras.applications.imagenet_utils.decode_predictions(probs, top=top)
+        return [[(name, float(p)) for _, name, p in row] for row in decoded]
+
+
+PREPROCESS = {
+    "vgg19": keras.applications.vgg19.preprocess_input,
+    "mobilenet": keras.applications.mobilenet.preprocess_input,
+}
+# Gradient SHAP's layer: VGG19's layer 10 (input of block3_conv4, 56x56x256)
+# as in SHAP's tutorial; for MobileNet the block at a similar relative depth.
+SHAP_LAYERS = {"vgg19": "block3_conv3", "mobilenet": "conv_pw_5_relu"}
+GRADCAM_LAYERS = {"vgg19": "block5_conv4", "mobilenet": "conv_pw_13_relu"}
+TITLES = {"vgg19": "VGG19", "mobilenet": "MobileNet v1 0.75 (224 px)"}
+
+
+def _load_vgg19() -> keras.Model:
+    return keras.applications.VGG19(weights="imagenet")
+
+
+def _load_mobilenet() -> keras.Model:
+    from .data import mirror_file
+
+    path = mirror_file("models/mobilenet_v1_0.75_224_imagenet.keras")
+    if path is not None:
+        return keras.saving.load_model(path)
+    return keras.applications.MobileNet(alpha=0.75, weights="imagenet")
+
+
+LOADERS = {"vgg19": _load_vgg19, "mobilenet": _load_mobilenet}
+
+
+def imagenet_classifier(prefer: tuple[str, ...] = ("vgg19", "mobilenet")
+                        ) -> ImageNetClassifier:
+    """The first of `prefer` whose ImageNet weights can be had, and why."""
+    if isinstance(prefer, str) or not prefer or set(prefer) - set(LOADERS):
+        raise ValueError(f"prefer must be a non-empty tuple of names from "
+                         f"{list(LOADERS)}, got {prefer!r}")
+    failed = []
+    for name in prefer:
+        try:
+            model = LOADERS[name]()
+        except Exception as error:  # offline: Keras raises bare Exception
+            failed.append(f"{TITLES[name]}'s weights could not be had "
+                          f"({str(error).splitlines()[0][:160]})")
+            continue
+        note = f"This build used {TITLES[name]}"
+        note += f" because {'; '.join(failed)}." if failed else "."
+        print(note)
+        return ImageNetClassifier(model, name, TITLES[name], 224,
+                                  GRADCAM_LAYERS[name], SHAP_LAYERS[name], note)
+    from .data import DataUnavailableError
+
+    raise DataUnavailableError("No ImageNet classifier could be loaded: "
+                               + "; ".join(failed))

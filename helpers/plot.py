@@ -156,3 +156,78 @@ def save_image(image: np.ndarray, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
     return path
+
+
+# --- Photos and heatmaps ------------------------------------------------------
+
+def upsample(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a 2-D map to an image's `(height, width)`."""
+    from skimage.transform import resize
+
+    heatmap = _check_batch("heatmap", heatmap, (2,))
+    return resize(heatmap, shape, order=1, mode="edge")
+
+
+def overlay(ax, image: np.ndarray, heatmap: np.ndarray, title: str = "",
+            cmap: str = "jet", alpha: float = 0.45, signed: bool = False) -> None:
+    """Draw `image` with `heatmap` (upsampled to it) on top, on `ax`."""
+    image = _check_batch("image", image, (3,))
+    ax.imshow(image)
+    heat = upsample(heatmap, image.shape[:2])
+    if signed:
+        limit = np.abs(heat).max() or 1.0
+        ax.imshow(heat, cmap="bwr", vmin=-limit, vmax=limit, alpha=0.6)
+    else:
+        ax.imshow(heat, cmap=cmap, alpha=alpha)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+def image_row(images: list[np.ndarray], titles: list[str],
+              heatmaps: list[np.ndarray | None] | None = None,
+              signed: bool = False) -> Figure:
+    """A row of images, each with an optional heatmap overlay and a title."""
+    if len(images) != len(titles):
+        raise ValueError(f"images and titles must have the same length, "
+                         f"got {len(images)} and {len(titles)}")
+    heatmaps = heatmaps or [None] * len(images)
+    fig, axes = plt.subplots(1, len(images), figsize=(2.6 * len(images), 2.9),
+                             squeeze=False)
+    for ax, image, title, heat in zip(axes[0], images, titles, heatmaps):
+        if heat is None:
+            ax.imshow(image)
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
+        else:
+            overlay(ax, image, heat, title, signed=signed)
+    fig.tight_layout()
+    return fig
+
+
+def lime_masks(explanation, image: np.ndarray, labels: list[int],
+               names: list[str], num_features: int = 5) -> Figure:
+    """For each label: the superpixels for it (green) and against it (red)."""
+    from skimage.segmentation import mark_boundaries
+
+    fig, axes = plt.subplots(len(labels), 3, figsize=(8, 2.8 * len(labels)),
+                             squeeze=False)
+    for row, label in zip(axes, labels):
+        row[0].imshow(mark_boundaries(image, explanation.segments))
+        row[0].set_title(f"superpixels ({explanation.segments.max() + 1})", fontsize=9)
+        _, pos = explanation.get_image_and_mask(
+            label, positive_only=True, num_features=num_features, hide_rest=False)
+        row[1].imshow(mark_boundaries(image * pos[..., None].astype(bool), pos))
+        row[1].set_title(f"top {num_features} for '{names[label]}'", fontsize=9)
+        # The strongest superpixels by |weight|, coloured by their sign.
+        weights = dict(explanation.local_exp[label])
+        tint = np.zeros(image.shape[:2] + (4,))
+        for segment, weight in sorted(weights.items(), key=lambda kv: -abs(kv[1]))[:num_features]:
+            colour = (0, 0.8, 0, 0.45) if weight > 0 else (0.9, 0, 0, 0.45)
+            tint[explanation.segments == segment] = colour
+        row[2].imshow(image)
+        row[2].imshow(tint)
+        row[2].set_title(f"for (green) / against (red) '{names[label]}'", fontsize=9)
+        for ax in row:
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
