@@ -1,11 +1,24 @@
 """Explanation methods, each a thin layer over the library the book teaches."""
 from __future__ import annotations
 
+import functools
 import warnings
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import keras
 import numpy as np
+
+
+@contextmanager
+def _patched(module, name: str, value):
+    """Temporarily replace `module.name` (for libraries with no option)."""
+    original = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
 
 
 class DeepShap(NamedTuple):
@@ -144,7 +157,7 @@ def grad_cam(model: keras.Model, inputs: np.ndarray, targets=None,
 def lime_explain(predict, image: np.ndarray, top_labels: int = 3,
                  num_samples: int = 1000, batch_size: int = 250,
                  segmentation: str = "quickshift", seed: int = 0,
-                 **segment_options):
+                 progress_bar: bool = False, **segment_options):
     """`LimeImageExplainer.explain_instance` with a named scikit-image segmentation.
 
     `predict` maps a batch of images like `image` to class probabilities.
@@ -158,10 +171,13 @@ def lime_explain(predict, image: np.ndarray, top_labels: int = 3,
     explainer = lime_image.LimeImageExplainer(random_state=seed)
     # scikit-image's quickshift and slic are deterministic (fixed rng).
     segmenter = SegmentationAlgorithm(segmentation, **segment_options)
-    return explainer.explain_instance(
-        image, predict, top_labels=top_labels, hide_color=0,
-        num_samples=num_samples, batch_size=batch_size,
-        segmentation_fn=segmenter, random_seed=seed)
+    # lime 0.2.0.1 always draws a tqdm bar and takes no option to stop it.
+    quiet = functools.partial(lime_image.tqdm, disable=not progress_bar)
+    with _patched(lime_image, "tqdm", quiet):
+        return explainer.explain_instance(
+            image, predict, top_labels=top_labels, hide_color=0,
+            num_samples=num_samples, batch_size=batch_size,
+            segmentation_fn=segmenter, random_seed=seed)
 
 
 # --- Gradient SHAP ----------------------------------------------------------

@@ -131,6 +131,10 @@ class ImageNetClassifier:
         return np.concatenate([np.asarray(self.model(inputs[i:i + batch_size]))
                                for i in range(0, len(inputs), batch_size)])
 
+    def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Probabilities for a batch of model-sized RGB pixels in [0, 255] (LIME's input)."""
+        return self.predict(PREPROCESS[self.name](np.asarray(pixels, np.float32)))
+
     def decode(self, probs: np.ndarray, top: int = 5) -> list[list[tuple[str, float]]]:
         """The `top` (ImageNet name, probability) of each row of `probs`."""
         from .data import imagenet_class_index
