@@ -213,3 +213,11 @@ def gradient_shap(model: keras.Model, layer: str, inputs: np.ndarray,
     values = np.asarray(values)
     return GradientShap([values[..., r] for r in range(values.shape[-1])],
                         np.asarray(ranked))
+
+
+def lime_map(explanation, label: int) -> np.ndarray:
+    """LIME's superpixel weights for `label`, painted back onto the pixels."""
+    weights = np.zeros(explanation.segments.max() + 1, np.float32)
+    for segment, weight in explanation.local_exp[label]:
+        weights[segment] = weight
+    return weights[explanation.segments]
