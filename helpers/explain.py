@@ -141,7 +141,7 @@ def grad_cam(model: keras.Model, inputs: np.ndarray, targets=None,
     inputs = _check_images("inputs", inputs, model)
     layer = layer or gradcam_layer(model)
     targets = _targets(model, inputs, targets)
-    grad_model = keras.Model(model.input, [model.get_layer(layer).output,
+    grad_model = keras.Model(model.inputs[0], [model.get_layer(layer).output,
                                             model.outputs[0]])
     with tf.GradientTape() as tape:
         maps, outputs = grad_model(inputs)
@@ -200,7 +200,7 @@ def gradient_shap(model: keras.Model, layer: str, inputs: np.ndarray,
     background = _check_images("background", background, model)
     if ranked_outputs < 1 or nsamples < 1:
         raise ValueError("ranked_outputs and nsamples must be positive")
-    features = keras.Model(model.input, model.get_layer(layer).output)
+    features = keras.Model(model.inputs[0], model.get_layer(layer).output)
     head = keras.Model(model.get_layer(layer).output, model.outputs[0])
     explainer = shap.GradientExplainer(
         head, np.asarray(features(background)), batch_size=batch_size,

@@ -49,3 +49,11 @@ def small_model(session_cache):
 def fashion():
     """FashionMNIST arrays and class names."""
     return helpers.load_dataset("fashion_mnist"), helpers.class_names("fashion_mnist")
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    """The ImageNet MobileNet (from the mirror offline)."""
+    from helpers.models import imagenet_classifier
+
+    return imagenet_classifier(prefer=("mobilenet",))

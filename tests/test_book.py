@@ -13,6 +13,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# Figures each chapter must show, and chapters that must name their model.
+FIGURES = {"deep_shap_mnist": 2, "gradcam_eli5": 3, "lime": 4, "gradient_shap": 3}
+IMAGENET = ("gradcam_eli5", "lime", "gradient_shap")
 CHAPTERS = sorted(p for p in (ROOT / "book").glob("*.md")
                   if p.read_text().startswith("---\njupytext:"))
 
@@ -55,6 +58,14 @@ def test_book_builds_with_every_chapter_executed():
         page = (html / f"{name}.html").read_text()
         assert "Traceback (most recent call last)" not in page, name
         assert not re.search(r"\bI0000 |oneDNN custom operations", page), name
+    for name, count in FIGURES.items():
+        page = (html / "book" / f"{name}.html").read_text()
+        images = re.findall(r'<img [^>]*src="../_images/([^"]+)"', page)
+        assert len(images) >= count, f"{name}: {len(images)} figures"
+        assert all((html / "_images" / i).stat().st_size > 1000 for i in images)
+    for name in IMAGENET:
+        text = re.sub(r"<[^>]+>", "", (html / "book" / f"{name}.html").read_text())
+        assert re.search(r"This build used (VGG19|MobileNet)", text), name
     page = (html / "book" / "deep_shap_mnist.html").read_text()
     assert 'id="fig-fashion-final"' in page and 'id="fig-mnist-shap"' in page
     fashion = re.sub(r"<[^>]+>", "", page)  # the text a reader sees
