@@ -202,6 +202,11 @@ _MIRROR = {
 }
 
 
+def source(name: str) -> str:
+    """Where `load_dataset(name)` reads from: 'mirror' or 'keras'."""
+    return "mirror" if mirror_file(_MIRROR[_check_name(name)][0]) else "keras"
+
+
 def load_dataset(name: str) -> tuple[Split, Split]:
     """`(x_train, y_train), (x_test, y_test)` of `name` as uint8 arrays."""
     relpath, from_mirror = _MIRROR[_check_name(name)]

@@ -130,7 +130,7 @@ def _targets(model: keras.Model, inputs: np.ndarray, targets) -> np.ndarray:
         raise ValueError(f"targets must be {len(inputs)} class indices, got {targets!r}")
     if targets.min() < 0 or targets.max() >= n_classes:
         raise ValueError(f"targets must be in [0, {n_classes}), got {targets.tolist()}")
-    return targets
+    return targets.astype(np.int64)  # uint8 labels cannot index in TensorFlow
 
 
 def grad_cam(model: keras.Model, inputs: np.ndarray, targets=None,
@@ -221,3 +221,147 @@ def lime_map(explanation, label: int) -> np.ndarray:
     for segment, weight in explanation.local_exp[label]:
         weights[segment] = weight
     return weights[explanation.segments]
+
+
+# --- Integrated Gradients -------------------------------------------------------
+
+IG_METHODS = ("gausslegendre", "riemann_left", "riemann_right",
+              "riemann_middle", "riemann_trapezoid")
+
+
+class IntegratedGradients(NamedTuple):
+    """IG attributions `(n, H, W, C)` and each image's completeness error."""
+
+    attributions: np.ndarray
+    targets: np.ndarray
+    completeness_error: np.ndarray  # |sum(attr) - (f(x) - f(baseline))|
+
+
+def ig_alphas(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, np.ndarray]:
+    """Points `alpha` in [0, 1] and quadrature weights for the path integral."""
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if method == "gausslegendre":
+        x, w = np.polynomial.legendre.leggauss(steps)
+        return (x + 1) / 2, w / 2
+    if method not in IG_METHODS:
+        raise ValueError(f"method must be one of {IG_METHODS}, got {method!r}")
+    if method == "riemann_trapezoid":  # weights sum to 1 (Alibi's: (n - 1) / n)
+        if steps < 2:
+            raise ValueError("steps must be >= 2 for riemann_trapezoid")
+        alphas = np.linspace(0, 1, steps)
+        weights = np.full(steps, 1 / (steps - 1))
+        weights[[0, -1]] /= 2
+        return alphas, weights
+    offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[method]
+    return (np.arange(steps) + offset) / steps, np.full(steps, 1 / steps)
+
+
+def make_baseline(kind: str | np.ndarray, inputs: np.ndarray,
+                  pixel_range: tuple[float, float] = (0.0, 1.0),
+                  n_noise: int = 4, seed: int = 0, sigma: float = 5.0) -> np.ndarray:
+    """Baselines `(draws, n, H, W, C)`: black, blurred, uniform noise, or given."""
+    low, high = pixel_range
+    if isinstance(kind, str):
+        if kind == "black":
+            return np.full((1, *inputs.shape), low, np.float32)
+        if kind == "blur":
+            from skimage.filters import gaussian
+
+            return gaussian(inputs, sigma=(0, sigma, sigma, 0),
+                            preserve_range=True)[None].astype(np.float32)
+        if kind == "noise":
+            rng = np.random.default_rng(seed)
+            return rng.uniform(low, high, (n_noise, *inputs.shape)).astype(np.float32)
+        raise ValueError(f"baseline must be 'black', 'blur', 'noise' or an array, "
+                         f"got {kind!r}")
+    baseline = np.asarray(kind, np.float32)
+    if baseline.shape not in (inputs.shape[1:], inputs.shape):
+        raise ValueError(f"baseline must have shape {inputs.shape[1:]} or "
+                         f"{inputs.shape} to match inputs, got {baseline.shape}")
+    return np.broadcast_to(baseline, inputs.shape)[None].astype(np.float32)
+
+
+def integrated_gradients(model: keras.Model, inputs: np.ndarray, targets=None,
+                         baseline: str | np.ndarray = "black", steps: int = 50,
+                         method: str = "gausslegendre", batch_size: int = 256,
+                         pixel_range: tuple[float, float] = (0.0, 1.0),
+                         n_noise: int = 4, seed: int = 0) -> IntegratedGradients:
+    """Integrated Gradients with `tf.GradientTape`, batched over the path points."""
+    import tensorflow as tf
+
+    inputs = _check_images("inputs", inputs, model)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    alphas, weights = ig_alphas(steps, method)
+    targets = _targets(model, inputs, targets)
+    baselines = make_baseline(baseline, inputs, pixel_range, n_noise, seed)
+
+    def score(x: np.ndarray, t: np.ndarray) -> tf.Tensor:
+        return tf.gather(model(x), t, axis=1, batch_dims=1)
+
+    attributions = np.zeros_like(inputs)
+    gap = np.zeros(len(inputs))
+    for base in baselines:  # one pass per noise draw
+        delta = inputs - base
+        # Every (image, alpha) pair, in batches of `batch_size`.
+        image_of = np.repeat(np.arange(len(inputs)), len(alphas))
+        alpha = np.tile(alphas, len(inputs)).astype(np.float32)
+        grads = np.zeros_like(inputs)
+        for start in range(0, len(alpha), batch_size):
+            i, a = image_of[start:start + batch_size], alpha[start:start + batch_size]
+            points = tf.constant(base[i] + a[:, None, None, None] * delta[i])
+            with tf.GradientTape() as tape:
+                tape.watch(points)
+                s = score(points, targets[i])
+            g = tape.gradient(s, points).numpy()
+            w = np.tile(weights, len(inputs))[start:start + batch_size]
+            np.add.at(grads, i, w[:, None, None, None] * g)
+        attributions += delta * grads / len(baselines)
+        gap += (score(inputs, targets) - score(base, targets)).numpy() / len(baselines)
+    error = np.abs(attributions.sum(axis=(1, 2, 3)) - gap)
+    return IntegratedGradients(attributions, targets, error)
+
+
+# --- Anchors ------------------------------------------------------------------
+
+def rectangles(image: np.ndarray, size: tuple[int, int] = (4, 7)) -> np.ndarray:
+    """Rectangular superpixels of `size` (rows, columns): the Alibi example's, vectorised."""
+    rows = np.arange(image.shape[0])[:, None] // size[0]
+    cols = np.arange(image.shape[1])[None, :] // size[1]
+    return rows * -(-image.shape[1] // size[1]) + cols
+
+
+def slic_grey(image: np.ndarray, n_segments: int = 20, compactness: float = 0.1,
+              sigma: float = 0.5) -> np.ndarray:
+    """SLIC superpixels of a grey image `(H, W, 1)` or `(H, W)`."""
+    from skimage.segmentation import slic
+
+    return slic(np.squeeze(image), n_segments=n_segments, compactness=compactness,
+                sigma=sigma, channel_axis=None, start_label=0)
+
+
+SEGMENTERS = {"rectangles": rectangles, "slic": slic_grey}
+
+
+def anchor_explain(predict, image: np.ndarray, segmentation: str = "rectangles",
+                   threshold: float = 0.95, seed: int = 0,
+                   background: np.ndarray | None = None, **segment_options):
+    """Alibi's `AnchorImage` for one image `(H, W, C)`; returns Alibi's explanation.
+
+    Absent superpixels take their mean grey, or with `background` the pixels
+    of a random background image.
+    """
+    from alibi.explainers import AnchorImage
+
+    image = np.asarray(image, np.float32)
+    if image.ndim != 3:
+        raise ValueError(f"image must be one image of shape (H, W, C), got {image.shape}")
+    if segmentation not in SEGMENTERS:
+        raise ValueError(f"segmentation must be one of {list(SEGMENTERS)}, "
+                         f"got {segmentation!r}")
+    # Alibi ignores segmentation_kwargs for a custom function: bind them here.
+    segmenter = functools.partial(SEGMENTERS[segmentation], **segment_options)
+    explainer = AnchorImage(predict, image.shape, segmentation_fn=segmenter,
+                            images_background=background, seed=seed)
+    return explainer.explain(image, threshold=threshold, p_sample=0.5, tau=0.25)

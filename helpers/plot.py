@@ -231,3 +231,42 @@ def lime_masks(explanation, image: np.ndarray, labels: list[int],
             ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """A grey `(H, W)` / `(H, W, 1)` or RGB image in [0, 1], as RGB."""
+    image = np.asarray(image, np.float32)
+    if image.ndim == 2:
+        image = image[..., None]
+    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
+
+
+def anchor_grid(images: np.ndarray, explanations: dict[str, list],
+                titles: list[str]) -> Figure:
+    """Per image: the image, then per segmentation its superpixels and anchor."""
+    from skimage.segmentation import mark_boundaries
+
+    n = len(images)
+    for name, found in explanations.items():
+        if len(found) != n:
+            raise ValueError(f"explanations[{name!r}] must have {n} entries, got {len(found)}")
+    if len(titles) != n:
+        raise ValueError(f"titles must have {n} entries, got {len(titles)}")
+    columns = 1 + 2 * len(explanations)
+    fig, axes = plt.subplots(n, columns, figsize=(1.9 * columns, 2.2 * n), squeeze=False)
+    for i, (row, image, title) in enumerate(zip(axes, images, titles)):
+        row[0].imshow(_rgb(image))
+        row[0].set_title(title, fontsize=9)
+        for k, (name, found) in enumerate(explanations.items()):
+            e = found[i]
+            row[1 + 2 * k].imshow(mark_boundaries(_rgb(image), e.segments))
+            row[1 + 2 * k].set_title(f"{name}: {e.segments.max() + 1} superpixels", fontsize=8)
+            anchor = np.asarray(e.anchor, np.float32)
+            row[2 + 2 * k].imshow(_rgb(anchor))
+            row[2 + 2 * k].set_title(
+                f"anchor: prec {float(np.mean(e.precision)):.2f}, "
+                f"cov {float(np.mean(e.coverage)):.2f}", fontsize=8)
+        for ax in row:
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
