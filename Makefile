@@ -11,7 +11,7 @@ ifdef XAI_BOOK_MIRROR
 export XAI_BOOK_MIRROR := $(abspath $(XAI_BOOK_MIRROR))
 endif
 
-.PHONY: help install book test sync mnist mnistfashion model shap tb clean
+.PHONY: help install book test sync mnist mnistfashion model shap tb serve clean
 
 help:
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -47,6 +47,10 @@ shap: install  ## the Deep SHAP figures of one dataset: make shap DATASET=mnist
 
 tb: install  ## TensorBoard on the training logs
 	$(PY) -m helpers tb
+
+serve:  ## serve the built site on http://$(HOST):$(PORT)
+	@test -f _build/html/index.html || { echo "no site yet: run make book"; exit 1; }
+	$(PY) -m http.server $(PORT) --bind $(HOST) --directory _build/html
 
 clean:  ## remove the built site and the figures (not the model cache)
 	rm -rf _build img

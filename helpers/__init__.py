@@ -11,6 +11,9 @@ from contextlib import contextmanager
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# alibi imports transformers; shap then probes it for TF models, which fails
+# under Keras 3 unless transformers leaves its TensorFlow side alone.
+os.environ.setdefault("USE_TF", "0")
 
 
 @contextmanager

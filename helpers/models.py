@@ -209,8 +209,8 @@ def imagenet_classifier(prefer: tuple[str, ...] = ("vgg19", "mobilenet")
         try:
             model = LOADERS[name]()
         except Exception as error:  # offline: Keras raises bare Exception
-            failed.append(f"{TITLES[name]}'s weights could not be had "
-                          f"({str(error).splitlines()[0][:160]})")
+            reason = str(error).splitlines()[0].split(" -- ")[-1][:120]
+            failed.append(f"{TITLES[name]}'s weights could not be had ({reason})")
             continue
         note = f"This build used {TITLES[name]}"
         note += f" because {'; '.join(failed)}." if failed else "."

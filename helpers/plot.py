@@ -244,8 +244,6 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 def anchor_grid(images: np.ndarray, explanations: dict[str, list],
                 titles: list[str]) -> Figure:
     """Per image: the image, then per segmentation its superpixels and anchor."""
-    from skimage.segmentation import mark_boundaries
-
     n = len(images)
     for name, found in explanations.items():
         if len(found) != n:
@@ -259,10 +257,11 @@ def anchor_grid(images: np.ndarray, explanations: dict[str, list],
         row[0].set_title(title, fontsize=9)
         for k, (name, found) in enumerate(explanations.items()):
             e = found[i]
-            row[1 + 2 * k].imshow(mark_boundaries(_rgb(image), e.segments))
+            row[1 + 2 * k].imshow(_rgb(image))
+            row[1 + 2 * k].imshow(e.segments % 20, cmap="tab20", alpha=0.45)
             row[1 + 2 * k].set_title(f"{name}: {e.segments.max() + 1} superpixels", fontsize=8)
-            anchor = np.asarray(e.anchor, np.float32)
-            row[2 + 2 * k].imshow(_rgb(anchor))
+            kept = np.isin(e.segments, e.data["raw"]["feature"])[..., None]
+            row[2 + 2 * k].imshow(_rgb(image) * kept)  # black: free to change
             row[2 + 2 * k].set_title(
                 f"anchor: prec {float(np.mean(e.precision)):.2f}, "
                 f"cov {float(np.mean(e.coverage)):.2f}", fontsize=8)

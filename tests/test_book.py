@@ -14,8 +14,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # Figures each chapter must show, and chapters that must name their model.
-FIGURES = {"deep_shap_mnist": 2, "gradcam_eli5": 3, "lime": 4, "gradient_shap": 3}
-IMAGENET = ("gradcam_eli5", "lime", "gradient_shap")
+FIGURES = {"deep_shap_mnist": 2, "gradcam_eli5": 3, "lime": 4, "gradient_shap": 3,
+           "deep_shap_cifar10": 2, "anchors": 1, "integrated_gradients": 4}
+IMAGENET = ("gradcam_eli5", "lime", "gradient_shap", "integrated_gradients")
 CHAPTERS = sorted(p for p in (ROOT / "book").glob("*.md")
                   if p.read_text().startswith("---\njupytext:"))
 
@@ -75,3 +76,12 @@ def test_book_builds_with_every_chapter_executed():
     assert mnist and float(mnist.group(1)) >= 98, "MNIST accuracy"
     errors = re.findall(r"largest additivity error is ([\d.]+e[+-]\d+)", fashion)
     assert len(errors) == 2 and all(float(e) < 1e-3 for e in errors)
+    cifar = re.sub(r"<[^>]+>", "", (html / "book" / "deep_shap_cifar10.html").read_text())
+    accuracy = re.search(r"reaches ([\d.]+)% test accuracy", cifar)
+    assert accuracy and float(accuracy.group(1)) >= 70, "CIFAR-10 accuracy"
+    assert "offline mirror's JPEG" in cifar.replace("\u2019", "'")
+    ig = re.sub(r"<[^>]+>", "", (html / "book" / "integrated_gradients.html").read_text())
+    relative = re.search(r"The relative difference is ([\d.]+e[+-]\d+)", ig)
+    assert relative and float(relative.group(1)) < 1e-3, "IG vs Alibi"
+    anchors = (html / "book" / "anchors.html").read_text()
+    assert "Business Source License" in anchors
