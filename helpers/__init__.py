@@ -14,6 +14,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # alibi imports transformers; shap then probes it for TF models, which fails
 # under Keras 3 unless transformers leaves its TensorFlow side alone.
 os.environ.setdefault("USE_TF", "0")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # "no TensorFlow" notice
 
 
 @contextmanager
@@ -75,5 +76,6 @@ def machine() -> str:
 
 from .data import class_names, load_dataset  # noqa: E402
 from .models import train_or_load  # noqa: E402
+from .explain import METHODS, Attribution, explain  # noqa: E402,F811
 
-__all__ = ["set_seed", "Timer", "machine", "load_dataset", "class_names", "train_or_load"]
+__all__ = ["set_seed", "Timer", "machine", "explain", "METHODS", "Attribution", "load_dataset", "class_names", "train_or_load"]

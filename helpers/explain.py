@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import keras
@@ -121,6 +122,21 @@ def gradcam_layer(model: keras.Model) -> str:
     return layers[i].name
 
 
+def _through(model: keras.Model, layer: str, inputs):
+    """Run `model` on `inputs`, returning `layer`'s output and the model's."""
+    if isinstance(model, keras.Sequential):
+        # A loaded Sequential's layer outputs are not tied to model.inputs.
+        x = inputs
+        for each in model.layers:
+            x = each(x, training=False)
+            if each.name == layer:
+                maps = x
+        return maps, x
+    split = keras.Model(model.inputs[0], [model.get_layer(layer).output,
+                                          model.outputs[0]])
+    return split(inputs)
+
+
 def _targets(model: keras.Model, inputs: np.ndarray, targets) -> np.ndarray:
     n_classes = model.output_shape[-1]
     if targets is None:
@@ -141,10 +157,8 @@ def grad_cam(model: keras.Model, inputs: np.ndarray, targets=None,
     inputs = _check_images("inputs", inputs, model)
     layer = layer or gradcam_layer(model)
     targets = _targets(model, inputs, targets)
-    grad_model = keras.Model(model.inputs[0], [model.get_layer(layer).output,
-                                            model.outputs[0]])
     with tf.GradientTape() as tape:
-        maps, outputs = grad_model(inputs)
+        maps, outputs = _through(model, layer, tf.constant(inputs))
         scores = tf.gather(outputs, targets, axis=1, batch_dims=1)
     grads = tape.gradient(scores, maps)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
@@ -334,11 +348,14 @@ def rectangles(image: np.ndarray, size: tuple[int, int] = (4, 7)) -> np.ndarray:
 
 def slic_grey(image: np.ndarray, n_segments: int = 20, compactness: float = 0.1,
               sigma: float = 0.5) -> np.ndarray:
-    """SLIC superpixels of a grey image `(H, W, 1)` or `(H, W)`."""
+    """SLIC superpixels of a grey `(H, W, 1)` / `(H, W)` or an RGB image."""
     from skimage.segmentation import slic
 
-    return slic(np.squeeze(image), n_segments=n_segments, compactness=compactness,
-                sigma=sigma, channel_axis=None, start_label=0)
+    image = np.asarray(image)
+    rgb = image.ndim == 3 and image.shape[-1] == 3
+    return slic(image if rgb else np.squeeze(image), n_segments=n_segments,
+                compactness=compactness, sigma=sigma,
+                channel_axis=-1 if rgb else None, start_label=0)
 
 
 SEGMENTERS = {"rectangles": rectangles, "slic": slic_grey}
@@ -365,3 +382,263 @@ def anchor_explain(predict, image: np.ndarray, segmentation: str = "rectangles",
     explainer = AnchorImage(predict, image.shape, segmentation_fn=segmenter,
                             images_background=background, seed=seed)
     return explainer.explain(image, threshold=threshold, p_sample=0.5, tau=0.25)
+
+
+# --- One door for every method ----------------------------------------------
+
+METHODS = ("saliency", "gradcam", "integrated_gradients", "gradient_shap",
+           "deep_shap", "lime", "occlusion", "anchors")
+
+# The options each method takes, with their defaults (None: chosen per input).
+OPTIONS: dict[str, dict] = {
+    "saliency": {},
+    "gradcam": {"layer": None},
+    "integrated_gradients": {"steps": 50, "baseline": "black", "batch_size": 256,
+                             "method": "gausslegendre", "n_noise": 4, "seed": 0},
+    "gradient_shap": {"background": None, "nsamples": 200, "local_smoothing": 0.0,
+                      "batch_size": 50, "seed": 0},
+    "deep_shap": {"background": None},
+    "lime": {"num_samples": 1000, "batch_size": 250, "segmentation": None,
+             "segment_options": None, "seed": 0},
+    "occlusion": {"window": None, "stride": None, "batch_size": 256},
+    "anchors": {"segmentation": "rectangles", "segment_options": None,
+                "threshold": 0.95, "seed": 0},
+}
+RANDOM = ("integrated_gradients", "gradient_shap", "lime", "anchors")
+
+
+@dataclass
+class Attribution:
+    """One map per image `(n, H, W)` for its target class, and what it cost."""
+
+    maps: np.ndarray
+    targets: np.ndarray
+    method: str
+    options: dict
+    seconds: float
+    model_calls: dict = field(default_factory=dict)  # images forward / backward
+
+
+def _validate_inputs(model: keras.Model, inputs) -> np.ndarray:
+    inputs = np.asarray(inputs)
+    if inputs.ndim == 3:
+        inputs = inputs[None]
+    want = tuple(model.input_shape[1:])
+    if inputs.ndim != 4:
+        raise ValueError(f"inputs must be (n, H, W, C) or one image (H, W, C), "
+                         f"got shape {inputs.shape}")
+    if not np.issubdtype(inputs.dtype, np.floating):
+        raise ValueError(f"inputs must be floating point, already preprocessed for "
+                         f"the model, got dtype {inputs.dtype}")
+    if len(inputs) == 0:
+        raise ValueError("inputs must hold at least one image, got an empty batch")
+    if inputs.shape[1:] != want:
+        raise ValueError(f"inputs must have images of shape {want} for this model, "
+                         f"got {inputs.shape[1:]}")
+    if not np.isfinite(inputs).all():
+        raise ValueError("inputs must be finite: they contain NaN or infinite pixels")
+    return inputs.astype(np.float32)
+
+
+def _progress(iterable, total: int, desc: str, show: bool | None):
+    import sys
+
+    from tqdm.auto import tqdm
+
+    show = sys.stderr.isatty() if show is None else show
+    return tqdm(iterable, total=total, desc=desc, disable=not show, leave=False)
+
+
+class _Counter:
+    """A predict function that counts the images it is asked about."""
+
+    def __init__(self, model: keras.Model, channels: int | None = None):
+        self.model, self.channels, self.images = model, channels, 0
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.asarray(batch, np.float32)
+        if self.channels == 1 and batch.shape[-1] == 3:  # LIME's RGB copies
+            batch = batch[..., :1]
+        self.images += len(batch)
+        return np.asarray(self.model(batch))
+
+
+def _saliency(model, inputs, targets):
+    import tensorflow as tf
+
+    x = tf.constant(inputs)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        scores = tf.gather(model(x), targets, axis=1, batch_dims=1)
+    grads = tape.gradient(scores, x).numpy()
+    return np.abs(grads).max(-1), {"forward": len(x), "backward": len(x)}
+
+
+def _gradcam(model, inputs, targets, layer):
+    from skimage.transform import resize
+
+    cams = grad_cam(model, inputs, targets, layer=layer)
+    size = inputs.shape[1:3]
+    maps = np.stack([resize(c, size, order=1, mode="edge") for c in cams])
+    return maps, {"forward": len(inputs), "backward": len(inputs)}
+
+
+def _ig(model, inputs, targets, low, high, **options):
+    result = integrated_gradients(model, inputs, targets, pixel_range=(low, high),
+                                  **options)
+    draws = options["n_noise"] if options["baseline"] == "noise" else 1
+    n = len(inputs)
+    calls = {"forward": n * options["steps"] * draws + 2 * n * draws,
+             "backward": n * options["steps"] * draws}
+    return result.attributions.sum(-1), calls
+
+
+def _gradient_shap_pixels(model, inputs, targets, background, nsamples,
+                          local_smoothing, batch_size, seed):
+    import shap
+
+    explainer = shap.GradientExplainer(model, background, batch_size=batch_size,
+                                       local_smoothing=local_smoothing)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The structure of `inputs`")
+        values, _ = explainer.shap_values(inputs, nsamples=nsamples, rseed=seed,
+                                          ranked_outputs=targets[:, None],
+                                          output_rank_order="custom")
+    values = np.asarray(values).reshape(inputs.shape)
+    n = len(inputs)
+    return values.sum(-1), {"forward": n * nsamples + n, "backward": n * nsamples}
+
+
+def _deep_shap(model, inputs, targets, background):
+    unsupported = [layer.name for layer in model.layers
+                   if getattr(layer, "max_value", None) is not None
+                   or getattr(getattr(layer, "activation", None), "__name__", "") == "relu6"]
+    if unsupported:
+        raise ValueError(f"method 'deep_shap': shap.DeepExplainer has no rule for "
+                         f"ReLU6 (layers {unsupported[:3]}...); use 'gradient_shap'")
+    n_classes = model.output_shape[-1]
+    if n_classes > 20:
+        raise ValueError(f"method 'deep_shap' explains every class; with {n_classes} "
+                         "classes use 'gradient_shap' or 'integrated_gradients'")
+    result = deep_shap(model, background, inputs)
+    maps = result.values[np.arange(len(inputs)), ..., targets].sum(-1)
+    calls = len(background) * (1 + len(inputs) * n_classes)
+    return maps, {"forward": calls, "backward": len(background) * len(inputs) * n_classes}
+
+
+def _lime(model, inputs, targets, low, high, num_samples, batch_size,
+          segmentation, segment_options, seed, show):
+    from lime import lime_image
+
+    channels = inputs.shape[-1]
+    counter = _Counter(model, channels)
+    small = inputs.shape[1] < 64
+    maps = []
+    for image, target in _progress(zip(inputs, targets), len(inputs), "lime", show):
+        picture = image[..., 0] if channels == 1 else image
+        if segmentation is None and small:
+            segmenter = functools.partial(rectangles, size=(4, 4))
+        else:
+            from lime.wrappers.scikit_image import SegmentationAlgorithm
+
+            options = segment_options or dict(kernel_size=4, max_dist=200, ratio=0.2)
+            # quickshift wants colours in [0, 1]
+            algorithm = SegmentationAlgorithm(segmentation or "quickshift", **options)
+            segmenter = lambda im, a=algorithm: a((im - low) / (high - low))  # noqa: E731
+        explainer = lime_image.LimeImageExplainer(random_state=seed)
+        quiet = functools.partial(lime_image.tqdm, disable=True)
+        with _patched(lime_image, "tqdm", quiet):
+            found = explainer.explain_instance(
+                picture, counter, labels=(int(target),), top_labels=None,
+                hide_color=low, num_samples=num_samples, batch_size=batch_size,
+                segmentation_fn=segmenter, random_seed=seed)
+        maps.append(lime_map(found, int(target)))
+    return np.stack(maps), {"forward": counter.images, "backward": 0}
+
+
+def _occlusion(model, inputs, targets, low, window, stride, batch_size, show):
+    h, w = inputs.shape[1:3]
+    window = window or max(2, h // 7)
+    stride = stride or window
+    corners = [(r, c) for r in range(0, h - window + 1, stride)
+               for c in range(0, w - window + 1, stride)]
+    maps = np.zeros(inputs.shape[:3], np.float32)
+    counts = np.zeros(inputs.shape[:3], np.float32)
+    base = np.asarray(model(inputs))[np.arange(len(inputs)), targets]
+    calls = len(inputs)
+    for i in _progress(range(len(inputs)), len(inputs), "occlusion", show):
+        for start in range(0, len(corners), batch_size):
+            chunk = corners[start:start + batch_size]
+            batch = np.repeat(inputs[i:i + 1], len(chunk), axis=0)
+            for k, (r, c) in enumerate(chunk):
+                batch[k, r:r + window, c:c + window] = low
+            drop = base[i] - np.asarray(model(batch))[:, targets[i]]
+            calls += len(chunk)
+            for k, (r, c) in enumerate(chunk):
+                maps[i, r:r + window, c:c + window] += drop[k]
+                counts[i, r:r + window, c:c + window] += 1
+    return maps / np.maximum(counts, 1), {"forward": calls, "backward": 0}
+
+
+def _anchors(model, inputs, targets, segmentation, segment_options, threshold,
+             seed, show):
+    counter = _Counter(model)
+    maps = []
+    for image in _progress(inputs, len(inputs), "anchors", show):
+        found = anchor_explain(counter, image, segmentation, threshold=threshold,
+                               seed=seed, **(segment_options or {}))
+        maps.append(np.isin(found.segments, found.data["raw"]["feature"]))
+    return np.stack(maps).astype(np.float32), {"forward": counter.images, "backward": 0}
+
+
+def explain(model: keras.Model, inputs: np.ndarray, method: str, targets=None,
+            progress: bool | None = None, **options) -> Attribution:
+    """Explain `inputs` (preprocessed, `(n, H, W, C)` or one image) with `method`.
+
+    Options not given take the defaults in `OPTIONS[method]`; `pixel_range`
+    (default: the range of `inputs`) sets what "black" means for the
+    baselines of IG, occlusion and LIME.
+    """
+    import time
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    low_high = options.pop("pixel_range", None)
+    unknown = set(options) - set(OPTIONS[method])
+    if unknown:
+        raise ValueError(f"options {sorted(unknown)} are not taken by method "
+                         f"{method!r}; it takes {sorted(OPTIONS[method]) or 'none'}")
+    inputs = _validate_inputs(model, inputs)
+    settings = {**OPTIONS[method], **options}
+    low, high = low_high or (float(min(0.0, inputs.min())), float(max(1.0, inputs.max())))
+    start = time.perf_counter()
+    predicted = targets is None
+    targets = _targets(model, inputs, targets)
+    if method in ("gradient_shap", "deep_shap"):
+        background = settings["background"]
+        if background is None:
+            raise ValueError(f"method {method!r} needs background=<images like inputs>")
+        settings["background"] = _check_images("background", background, model)
+    if method == "saliency":
+        maps, calls = _saliency(model, inputs, targets)
+    elif method == "gradcam":
+        maps, calls = _gradcam(model, inputs, targets, settings["layer"])
+    elif method == "integrated_gradients":
+        maps, calls = _ig(model, inputs, targets, low, high, **settings)
+    elif method == "gradient_shap":
+        maps, calls = _gradient_shap_pixels(model, inputs, targets, **settings)
+    elif method == "deep_shap":
+        maps, calls = _deep_shap(model, inputs, targets, settings["background"])
+    elif method == "lime":
+        maps, calls = _lime(model, inputs, targets, low, high, show=progress, **settings)
+    elif method == "occlusion":
+        maps, calls = _occlusion(model, inputs, targets, low, show=progress, **settings)
+    else:
+        maps, calls = _anchors(model, inputs, targets, show=progress, **settings)
+    if predicted:
+        calls["forward"] += len(inputs)
+    recorded = {k: v for k, v in settings.items() if k != "background"}
+    if "background" in settings:
+        recorded["background"] = len(settings["background"])
+    return Attribution(np.asarray(maps, np.float32), targets, method, recorded,
+                       time.perf_counter() - start, calls)
