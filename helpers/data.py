@@ -368,3 +368,24 @@ def book_photos() -> list[Photo]:
 def imagenet_names() -> list[str]:
     """The 1,000 ImageNet class names, in Keras's order."""
     return [name for _, name in imagenet_class_index()]
+
+
+def images_from_folder(path: str | Path, size: int = 224
+                       ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A reader's own photos: `(images uint8 (n, size, size, 3), labels, class_names)`.
+
+    Class sub-folders give the labels (in sorted order); photos directly in
+    `path` get the label -1.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise ValueError(f"path must be a folder of images, got {str(path)!r}")
+    suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes)
+    if not files:
+        raise ValueError(f"path {str(path)!r} holds no images ({sorted(suffixes)})")
+    names = sorted({p.parent.name for p in files if p.parent != root})
+    labels = np.array([names.index(p.parent.name) if p.parent != root else -1
+                       for p in files])
+    images = np.stack([fit_photo(_read_rgb(p), size) for p in files])
+    return images, labels, names
