@@ -11,7 +11,7 @@ ifdef XAI_BOOK_MIRROR
 export XAI_BOOK_MIRROR := $(abspath $(XAI_BOOK_MIRROR))
 endif
 
-.PHONY: help install book test sync mnist mnistfashion model shap tb serve clean
+.PHONY: help install book test sync mnist mnistfashion model shap tb serve bench clean
 
 help:
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -47,6 +47,9 @@ shap: install  ## the Deep SHAP figures of one dataset: make shap DATASET=mnist
 
 tb: install  ## TensorBoard on the training logs
 	$(PY) -m helpers tb
+
+bench: install  ## time every method against its floor: bench/*.csv, *.json
+	$(PY) -m helpers.bench --out bench
 
 serve:  ## serve the built site on http://$(HOST):$(PORT)
 	@test -f _build/html/index.html || { echo "no site yet: run make book"; exit 1; }
