@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 from . import explain, load_dataset, machine, train_or_load
 from .data import preprocess, sample
 from .evaluate import rank_correlation
-from .explain import METHODS, deep_shap, lime_map, rectangles
+from .explain import METHODS, _patched, deep_shap, lime_map, rectangles
 
 BATCH_SIZES = (32, 128, 512)
 
@@ -79,13 +80,15 @@ def run(n_images: int = 8) -> tuple[list[dict], list[dict]]:
     tutorial = []
     # LIME as the tutorials call it: model.predict, LIME's default batch of 10.
     segmenter = lambda im: rectangles(im, (4, 4))  # noqa: E731 (the same work as explain's)
+    quiet = functools.partial(lime_image.tqdm, disable=True)
     start = time.perf_counter()
     maps = []
     for image, target in zip(images, found["lime"].targets):
-        e = lime_image.LimeImageExplainer(random_state=0).explain_instance(
-            image[..., 0], lambda b: model.predict(b[..., :1], verbose=0),
-            labels=(int(target),), top_labels=None, hide_color=0.0,
-            num_samples=1000, segmentation_fn=segmenter, random_seed=0)
+        with _patched(lime_image, "tqdm", quiet):
+            e = lime_image.LimeImageExplainer(random_state=0).explain_instance(
+                image[..., 0], lambda b: model.predict(b[..., :1], verbose=0),
+                labels=(int(target),), top_labels=None, hide_color=0.0,
+                num_samples=1000, segmentation_fn=segmenter, random_seed=0)
         maps.append(lime_map(e, int(target)))
     seconds = time.perf_counter() - start
     tutorial.append({"call": "LIME, model.predict, batch_size=10",

@@ -91,6 +91,12 @@ def test_page_renders(site, browser, page):
             if parsed.path.endswith("/"):
                 target = target / "index.html"
             assert target.exists(), f"{name}: dead internal link {link}"
+    launches = [l for l in links if "mybinder.org" in l or "colab.research" in l]
+    if name != "intro":
+        assert len(launches) == 2, f"{name}: launch buttons {launches}"
+        for link in launches:
+            notebook = re.search(r"notebooks/[\w-]+\.ipynb", link)
+            assert notebook and (ROOT / notebook.group(0)).exists(), link
     shots = ROOT / "_build" / "screenshots"
     shots.mkdir(exist_ok=True)
     browser.save_screenshot(str(shots / f"{name}.png"))
