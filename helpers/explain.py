@@ -40,18 +40,29 @@ def _check_images(name: str, images: np.ndarray, model: keras.Model) -> np.ndarr
 
 
 def deep_shap(model: keras.Model, background: np.ndarray,
-              images: np.ndarray) -> DeepShap:
-    """Deep SHAP (`shap.DeepExplainer`) values of `images` for every class."""
+              images: np.ndarray, chunk: int = 250) -> DeepShap:
+    """Deep SHAP (`shap.DeepExplainer`) values of `images` for every class.
+
+    Deep SHAP averages over the background, so a large background is
+    explained in chunks of `chunk` images and the results averaged, weighted
+    by chunk size: the same values, a fraction of the memory.
+    """
     import shap
 
     background = _check_images("background", background, model)
     images = _check_images("images", images, model)
-    with warnings.catch_warnings():
-        # shap calls the model with a list; Keras warns about the structure.
-        warnings.filterwarnings("ignore", "The structure of `inputs`")
-        explainer = shap.DeepExplainer(model, background)
-        values = explainer.shap_values(images)
-    return DeepShap(np.asarray(values), np.asarray(explainer.expected_value))
+    values, expected = 0.0, 0.0
+    for start in range(0, len(background), chunk):
+        part = background[start:start + chunk]
+        with warnings.catch_warnings():
+            # shap calls the model with a list; Keras warns about the structure.
+            warnings.filterwarnings("ignore", "The structure of `inputs`")
+            explainer = shap.DeepExplainer(model, part)
+            found = explainer.shap_values(images)
+        weight = len(part) / len(background)
+        values = values + weight * np.asarray(found)
+        expected = expected + weight * np.asarray(explainer.expected_value)
+    return DeepShap(np.asarray(values), np.asarray(expected))
 
 
 def additivity_error(model: keras.Model, images: np.ndarray,
@@ -460,7 +471,9 @@ class _Counter:
         if self.channels == 1 and batch.shape[-1] == 3:  # LIME's RGB copies
             batch = batch[..., :1]
         self.images += len(batch)
-        return np.asarray(self.model(batch))
+        # Chunks of 64 bound the activations' memory for 224-px inputs.
+        return np.concatenate([np.asarray(self.model(batch[i:i + 64]))
+                               for i in range(0, len(batch), 64)])
 
 
 def _saliency(model, inputs, targets):
