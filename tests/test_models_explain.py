@@ -47,3 +47,12 @@ def test_deep_shap_rejects_wrong_shapes(small_model):
         deep_shap(small_model.model, np.zeros((5, 28, 28, 1)), np.zeros((2, 28, 28)))
     with pytest.raises(ValueError, match="background must be"):
         deep_shap(small_model.model, np.zeros((0, 28, 28, 1)), np.zeros((2, 28, 28, 1)))
+
+
+def test_deep_shap_in_background_chunks_gives_the_same_values(small_model, fashion):
+    ((x_train, _), (x_test, _)), _ = fashion
+    images, background = preprocess(x_test[:2]), preprocess(x_train[:60])
+    whole = deep_shap(small_model.model, background, images, chunk=60)
+    chunked = deep_shap(small_model.model, background, images, chunk=25)
+    np.testing.assert_allclose(chunked.values, whole.values, atol=1e-6)
+    np.testing.assert_allclose(chunked.expected, whole.expected, atol=1e-6)
