@@ -392,7 +392,11 @@ def anchor_explain(predict, image: np.ndarray, segmentation: str = "rectangles",
     segmenter = functools.partial(SEGMENTERS[segmentation], **segment_options)
     explainer = AnchorImage(predict, image.shape, segmentation_fn=segmenter,
                             images_background=background, seed=seed)
-    return explainer.explain(image, threshold=threshold, p_sample=0.5, tau=0.25)
+    # Alibi perturbs `coverage_samples` whole images at once (10,000 by
+    # default): bound them to about 0.8 GB of float32 for large images.
+    coverage = int(min(10_000, 2e8 / image.size))
+    return explainer.explain(image, threshold=threshold, p_sample=0.5, tau=0.25,
+                             coverage_samples=coverage)
 
 
 # --- One door for every method ----------------------------------------------
