@@ -23,10 +23,15 @@ def _patched(module, name: str, value):
 
 
 class DeepShap(NamedTuple):
-    """Deep SHAP values `(n, H, W, C, classes)` and the expected model output."""
+    """Deep SHAP values `(n, H, W, C, k)`, the expected outputs, the k classes.
+
+    k is every class, or with `ranked_outputs` each image's top classes,
+    listed in `ranked` `(n, k)`.
+    """
 
     values: np.ndarray
     expected: np.ndarray
+    ranked: np.ndarray
 
 
 def _check_images(name: str, images: np.ndarray, model: keras.Model) -> np.ndarray:
@@ -39,38 +44,48 @@ def _check_images(name: str, images: np.ndarray, model: keras.Model) -> np.ndarr
     return images
 
 
-def deep_shap(model: keras.Model, background: np.ndarray,
-              images: np.ndarray, chunk: int = 250) -> DeepShap:
-    """Deep SHAP (`shap.DeepExplainer`) values of `images` for every class.
+def deep_shap(model: keras.Model, background: np.ndarray, images: np.ndarray,
+              ranked_outputs: int | None = None, chunk: int | None = None) -> DeepShap:
+    """Deep SHAP (`shap.DeepExplainer`) values of `images`, for every class or
+    (`ranked_outputs=k`, shap's own option) each image's k top classes only.
 
     Deep SHAP averages over the background, so a large background is
-    explained in chunks of `chunk` images and the results averaged, weighted
-    by chunk size: the same values, a fraction of the memory.
+    explained in chunks of about `chunk` images (default: ~800k pixels, 250
+    CIFAR-10 images) and the results averaged, weighted by chunk size: the
+    same values, a fraction of the memory.
     """
     import shap
 
     background = _check_images("background", background, model)
     images = _check_images("images", images, model)
+    chunk = chunk or max(1, 800_000 // images[0].size)
+    n_classes = model.output_shape[-1]
+    ranked = np.tile(np.arange(n_classes), (len(images), 1))
     values, expected = 0.0, 0.0
-    for start in range(0, len(background), chunk):
-        part = background[start:start + chunk]
+    for part in np.array_split(background, -(-len(background) // chunk)):
         with warnings.catch_warnings():
             # shap calls the model with a list; Keras warns about the structure.
             warnings.filterwarnings("ignore", "The structure of `inputs`")
             explainer = shap.DeepExplainer(model, part)
-            found = explainer.shap_values(images)
+            if ranked_outputs is None:
+                found = explainer.shap_values(images)
+            else:  # shap's additivity check assumes every class: ours is below
+                found, ranked = explainer.shap_values(
+                    images, ranked_outputs=ranked_outputs, check_additivity=False)
         weight = len(part) / len(background)
         values = values + weight * np.asarray(found)
         expected = expected + weight * np.asarray(explainer.expected_value)
-    return DeepShap(np.asarray(values), np.asarray(expected))
+    return DeepShap(np.asarray(values), np.asarray(expected), np.asarray(ranked))
 
 
 def additivity_error(model: keras.Model, images: np.ndarray,
                      result: DeepShap) -> float:
     """Largest |sum of attributions + expected value - model output|."""
     outputs = np.asarray(model(np.asarray(images, np.float32)))
+    rows = np.arange(len(images))[:, None]
     sums = result.values.sum(axis=tuple(range(1, result.values.ndim - 1)))
-    return float(np.abs(sums + result.expected - outputs).max())
+    gaps = sums + result.expected[result.ranked] - outputs[rows, result.ranked]
+    return float(np.abs(gaps).max())
 
 
 class ShapRun(NamedTuple):
@@ -133,19 +148,45 @@ def gradcam_layer(model: keras.Model) -> str:
     return layers[i].name
 
 
-def _through(model: keras.Model, layer: str, inputs):
-    """Run `model` on `inputs`, returning `layer`'s output and the model's."""
+def _split(model: keras.Model, layer: str):
+    """A function: inputs -> (`layer`'s output, the model's output)."""
     if isinstance(model, keras.Sequential):
         # A loaded Sequential's layer outputs are not tied to model.inputs.
-        x = inputs
-        for each in model.layers:
-            x = each(x, training=False)
-            if each.name == layer:
-                maps = x
-        return maps, x
-    split = keras.Model(model.inputs[0], [model.get_layer(layer).output,
-                                          model.outputs[0]])
-    return split(inputs)
+        def run(x):
+            for each in model.layers:
+                x = each(x, training=False)
+                if each.name == layer:
+                    maps = x
+            return maps, x
+        return run
+    return keras.Model(model.inputs[0], [model.get_layer(layer).output,
+                                         model.outputs[0]])
+
+
+@functools.lru_cache(maxsize=8)
+def score_gradients(model: keras.Model, layer: str | None = None):
+    """A compiled function `(inputs, targets) -> (scores, maps, gradients)`.
+
+    `scores` are each image's target-class output; `gradients` are theirs
+    with respect to `maps`: the inputs, or `layer`'s output. Traced once per
+    model for any batch size, since eager calls cost several times the
+    arithmetic of a small batch.
+    """
+    import tensorflow as tf
+
+    split = None if layer is None else _split(model, layer)
+    spec = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32),
+            tf.TensorSpec((None,), tf.int64))
+
+    @tf.function(input_signature=spec)
+    def run(x, targets):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            maps, outputs = (x, model(x, training=False)) if split is None else split(x)
+            scores = tf.gather(outputs, targets, axis=1, batch_dims=1)
+        return scores, maps, tape.gradient(scores, maps)
+
+    return run
 
 
 def _targets(model: keras.Model, inputs: np.ndarray, targets) -> np.ndarray:
@@ -168,10 +209,7 @@ def grad_cam(model: keras.Model, inputs: np.ndarray, targets=None,
     inputs = _check_images("inputs", inputs, model)
     layer = layer or gradcam_layer(model)
     targets = _targets(model, inputs, targets)
-    with tf.GradientTape() as tape:
-        maps, outputs = _through(model, layer, tf.constant(inputs))
-        scores = tf.gather(outputs, targets, axis=1, batch_dims=1)
-    grads = tape.gradient(scores, maps)
+    _, maps, grads = score_gradients(model, layer)(inputs, targets)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1)).numpy()
     return cam / (cam.max(axis=(1, 2), keepdims=True) + keras.config.epsilon())
@@ -313,8 +351,6 @@ def integrated_gradients(model: keras.Model, inputs: np.ndarray, targets=None,
                          pixel_range: tuple[float, float] = (0.0, 1.0),
                          n_noise: int = 4, seed: int = 0) -> IntegratedGradients:
     """Integrated Gradients with `tf.GradientTape`, batched over the path points."""
-    import tensorflow as tf
-
     inputs = _check_images("inputs", inputs, model)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -322,28 +358,27 @@ def integrated_gradients(model: keras.Model, inputs: np.ndarray, targets=None,
     targets = _targets(model, inputs, targets)
     baselines = make_baseline(baseline, inputs, pixel_range, n_noise, seed)
 
-    def score(x: np.ndarray, t: np.ndarray) -> tf.Tensor:
-        return tf.gather(model(x), t, axis=1, batch_dims=1)
-
+    gradients = score_gradients(model)
+    step = min(batch_size, batch_limit(inputs.shape[1:]))
     attributions = np.zeros_like(inputs)
     gap = np.zeros(len(inputs))
+    # Every (image, alpha) pair, image by image, in batches of `batch_size`.
+    image_of = np.repeat(np.arange(len(inputs)), len(alphas))
+    alpha = np.tile(alphas, len(inputs)).astype(np.float32)
+    weight = np.tile(weights, len(inputs)).astype(np.float32)[:, None, None, None]
     for base in baselines:  # one pass per noise draw
         delta = inputs - base
-        # Every (image, alpha) pair, in batches of `batch_size`.
-        image_of = np.repeat(np.arange(len(inputs)), len(alphas))
-        alpha = np.tile(alphas, len(inputs)).astype(np.float32)
         grads = np.zeros_like(inputs)
-        for start in range(0, len(alpha), batch_size):
-            i, a = image_of[start:start + batch_size], alpha[start:start + batch_size]
-            points = tf.constant(base[i] + a[:, None, None, None] * delta[i])
-            with tf.GradientTape() as tape:
-                tape.watch(points)
-                s = score(points, targets[i])
-            g = tape.gradient(s, points).numpy()
-            w = np.tile(weights, len(inputs))[start:start + batch_size]
-            np.add.at(grads, i, w[:, None, None, None] * g)
+        for start in range(0, len(alpha), step):
+            i, a = image_of[start:start + step], alpha[start:start + step]
+            points = base[i] + a[:, None, None, None] * delta[i]
+            g = gradients(points, targets[i])[2].numpy()
+            firsts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
+            grads[i[firsts]] += np.add.reduceat(weight[start:start + len(i)] * g, firsts)
         attributions += delta * grads / len(baselines)
-        gap += (score(inputs, targets) - score(base, targets)).numpy() / len(baselines)
+        ends = np.asarray(model(np.concatenate([inputs, base])))
+        ends = ends[np.arange(2 * len(inputs)), np.tile(targets, 2)]
+        gap += (ends[:len(inputs)] - ends[len(inputs):]) / len(baselines)
     error = np.abs(attributions.sum(axis=(1, 2, 3)) - gap)
     return IntegratedGradients(attributions, targets, error)
 
@@ -413,9 +448,9 @@ OPTIONS: dict[str, dict] = {
     "gradient_shap": {"background": None, "nsamples": 200, "local_smoothing": 0.0,
                       "batch_size": 50, "seed": 0},
     "deep_shap": {"background": None},
-    "lime": {"num_samples": 1000, "batch_size": 250, "segmentation": None,
+    "lime": {"num_samples": 1000, "batch_size": None, "segmentation": None,
              "segment_options": None, "seed": 0},
-    "occlusion": {"window": None, "stride": None, "batch_size": 256},
+    "occlusion": {"window": None, "stride": None, "batch_size": 512},
     "anchors": {"segmentation": "rectangles", "segment_options": None,
                 "threshold": 0.95, "seed": 0},
 }
@@ -432,6 +467,11 @@ class Attribution:
     options: dict
     seconds: float
     model_calls: dict = field(default_factory=dict)  # images forward / backward
+
+
+def batch_limit(image_shape: tuple[int, ...]) -> int:
+    """Images per model call: about 32 MB of input, which bounds the activations."""
+    return max(8, 2**23 // int(np.prod(image_shape)))
 
 
 def _validate_inputs(model: keras.Model, inputs) -> np.ndarray:
@@ -475,20 +515,14 @@ class _Counter:
         if self.channels == 1 and batch.shape[-1] == 3:  # LIME's RGB copies
             batch = batch[..., :1]
         self.images += len(batch)
-        # Chunks of 64 bound the activations' memory for 224-px inputs.
-        return np.concatenate([np.asarray(self.model(batch[i:i + 64]))
-                               for i in range(0, len(batch), 64)])
+        step = batch_limit(batch.shape[1:])
+        return np.concatenate([np.asarray(self.model(batch[i:i + step]))
+                               for i in range(0, len(batch), step)])
 
 
 def _saliency(model, inputs, targets):
-    import tensorflow as tf
-
-    x = tf.constant(inputs)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        scores = tf.gather(model(x), targets, axis=1, batch_dims=1)
-    grads = tape.gradient(scores, x).numpy()
-    return np.abs(grads).max(-1), {"forward": len(x), "backward": len(x)}
+    grads = score_gradients(model)(inputs, targets)[2].numpy()
+    return np.abs(grads).max(-1), {"forward": len(inputs), "backward": len(inputs)}
 
 
 def _gradcam(model, inputs, targets, layer):
@@ -534,13 +568,23 @@ def _deep_shap(model, inputs, targets, background):
         raise ValueError(f"method 'deep_shap': shap.DeepExplainer has no rule for "
                          f"ReLU6 (layers {unsupported[:3]}...); use 'gradient_shap'")
     n_classes = model.output_shape[-1]
-    if n_classes > 20:
-        raise ValueError(f"method 'deep_shap' explains every class; with {n_classes} "
-                         "classes use 'gradient_shap' or 'integrated_gradients'")
-    result = deep_shap(model, background, inputs)
-    maps = result.values[np.arange(len(inputs)), ..., targets].sum(-1)
-    calls = len(background) * (1 + len(inputs) * n_classes)
-    return maps, {"forward": calls, "backward": len(background) * len(inputs) * n_classes}
+    top = targets == np.asarray(model(inputs)).argmax(-1)
+    maps = np.zeros(inputs.shape[:3], np.float32)
+    # The predicted class: shap's ranked_outputs explains that class only.
+    # Any other target: every class, then the target's values (n_classes x).
+    if top.any():
+        maps[top] = deep_shap(model, background, inputs[top], 1).values[..., 0].sum(-1)
+    if not top.all():
+        if n_classes > 20:
+            raise ValueError(f"targets: method 'deep_shap' explains a class other than "
+                             f"the predicted one by explaining all {n_classes} classes; "
+                             "use 'gradient_shap' or 'integrated_gradients'")
+        rest = deep_shap(model, background, inputs[~top]).values
+        maps[~top] = rest[np.arange(len(rest)), ..., targets[~top]].sum(-1)
+    explained = top.sum() + n_classes * (~top).sum()
+    calls = {"forward": len(inputs) + len(background) * (1 + 2 * explained),
+             "backward": 2 * len(background) * explained}
+    return maps, calls
 
 
 def _lime(model, inputs, targets, low, high, num_samples, batch_size,
@@ -549,6 +593,7 @@ def _lime(model, inputs, targets, low, high, num_samples, batch_size,
 
     channels = inputs.shape[-1]
     counter = _Counter(model, channels)
+    batch_size = batch_size or min(num_samples, batch_limit(inputs.shape[1:]))
     small = inputs.shape[1] < 64
     maps = []
     for image, target in _progress(zip(inputs, targets), len(inputs), "lime", show):
@@ -574,27 +619,28 @@ def _lime(model, inputs, targets, low, high, num_samples, batch_size,
 
 
 def _occlusion(model, inputs, targets, low, window, stride, batch_size, show):
-    h, w = inputs.shape[1:3]
+    n, h, w = inputs.shape[:3]
     window = window or max(2, h // 7)
     stride = stride or window
     corners = [(r, c) for r in range(0, h - window + 1, stride)
                for c in range(0, w - window + 1, stride)]
-    maps = np.zeros(inputs.shape[:3], np.float32)
-    counts = np.zeros(inputs.shape[:3], np.float32)
-    base = np.asarray(model(inputs))[np.arange(len(inputs)), targets]
-    calls = len(inputs)
-    for i in _progress(range(len(inputs)), len(inputs), "occlusion", show):
-        for start in range(0, len(corners), batch_size):
-            chunk = corners[start:start + batch_size]
-            batch = np.repeat(inputs[i:i + 1], len(chunk), axis=0)
-            for k, (r, c) in enumerate(chunk):
-                batch[k, r:r + window, c:c + window] = low
-            drop = base[i] - np.asarray(model(batch))[:, targets[i]]
-            calls += len(chunk)
-            for k, (r, c) in enumerate(chunk):
-                maps[i, r:r + window, c:c + window] += drop[k]
-                counts[i, r:r + window, c:c + window] += 1
-    return maps / np.maximum(counts, 1), {"forward": calls, "backward": 0}
+    masks = np.zeros((len(corners), h, w, 1), bool)
+    for k, (r, c) in enumerate(corners):
+        masks[k, r:r + window, c:c + window] = True
+    base = np.asarray(model(inputs))[np.arange(n), targets]
+    # Every (image, window) pair, in batches of `batch_size`.
+    image_of = np.repeat(np.arange(n), len(corners))
+    window_of = np.tile(np.arange(len(corners)), n)
+    drops = np.zeros(len(image_of), np.float32)
+    step = min(batch_size, batch_limit(inputs.shape[1:]))
+    starts = range(0, len(image_of), step)
+    for start in _progress(starts, len(starts), "occlusion", show):
+        i, k = image_of[start:start + step], window_of[start:start + step]
+        scores = np.asarray(model(np.where(masks[k], low, inputs[i])))
+        drops[start:start + step] = base[i] - scores[np.arange(len(i)), targets[i]]
+    covered = masks[..., 0].sum(0)
+    maps = np.einsum("ik,khw->ihw", drops.reshape(n, -1), masks[..., 0].astype(np.float32))
+    return maps / np.maximum(covered, 1), {"forward": n + len(image_of), "backward": 0}
 
 
 def _anchors(model, inputs, targets, segmentation, segment_options, threshold,

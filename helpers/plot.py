@@ -269,3 +269,35 @@ def anchor_grid(images: np.ndarray, explanations: dict[str, list],
             ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+SCORES = {  # score_methods' columns, and which way is better
+    "seconds per image": "lower", "deletion AUC": "lower", "insertion AUC": "higher",
+    "max-sensitivity": "lower", "randomisation rank corr.": "lower",
+}
+
+
+def score_bars(table) -> Figure:
+    """A bar panel per score of `evaluate.score_methods` (a DataFrame by method).
+
+    The dashed line is the row "random": the score of a random map.
+    """
+    columns = [c for c in SCORES if c in table.columns]
+    if not columns:
+        raise ValueError(f"table must have one of the columns {list(SCORES)}, "
+                         f"got {list(table.columns)}")
+    methods = [m for m in table.index if m != "random"]
+    fig, axes = plt.subplots(1, len(columns), sharey=True,
+                             figsize=(2.6 * len(columns), 0.32 * len(methods) + 1.3))
+    for ax, column in zip(np.atleast_1d(axes), columns):
+        ax.barh(methods, table.loc[methods, column].fillna(0.0), color="tab:blue")
+        chance = table[column].get("random", np.nan)
+        if np.isfinite(chance):
+            ax.axvline(chance, color="black", linestyle="--", label="random map")
+        if column == "seconds per image":
+            ax.set_xscale("log")
+        ax.set_title(f"{column}\n({SCORES[column]} is better)", fontsize=9)
+        ax.tick_params(labelsize=8)
+    np.atleast_1d(axes)[0].invert_yaxis()
+    fig.tight_layout()
+    return fig

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Figures each chapter must show, and chapters that must name their model.
 FIGURES = {"deep_shap_mnist": 2, "gradcam_eli5": 3, "lime": 4, "gradient_shap": 3,
            "deep_shap_cifar10": 2, "anchors": 1, "integrated_gradients": 4,
-           "comparison": 3}
+           "comparison": 5}
 IMAGENET = ("gradcam_eli5", "lime", "gradient_shap", "integrated_gradients")
 CHAPTERS = sorted(p for p in (ROOT / "book").glob("*.md")
                   if p.read_text().startswith("---\njupytext:"))

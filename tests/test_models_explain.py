@@ -56,3 +56,25 @@ def test_deep_shap_in_background_chunks_gives_the_same_values(small_model, fashi
     chunked = deep_shap(small_model.model, background, images, chunk=25)
     np.testing.assert_allclose(chunked.values, whole.values, atol=1e-6)
     np.testing.assert_allclose(chunked.expected, whole.expected, atol=1e-6)
+
+
+def test_deep_shap_of_the_top_class_only_equals_its_column(small_model, fashion):
+    ((x_train, _), (x_test, _)), _ = fashion
+    images, background = preprocess(x_test[:3]), preprocess(x_train[:40])
+    model = small_model.model
+    every = deep_shap(model, background, images)
+    top = deep_shap(model, background, images, ranked_outputs=2)
+    predicted = np.asarray(model(images)).argmax(-1)
+    assert top.values.shape == (3, 28, 28, 1, 2)
+    np.testing.assert_array_equal(top.ranked[:, 0], predicted)
+    for rank in range(2):
+        column = every.values[np.arange(3), ..., top.ranked[:, rank]]
+        np.testing.assert_allclose(top.values[..., rank], column, atol=1e-6)
+    assert additivity_error(model, images, top) < 1e-3
+    # explain(): the predicted class takes the ranked path, another the full one.
+    other = (predicted + 1) % 10
+    for targets in (predicted, other):
+        maps = helpers.explain(model, images, "deep_shap", targets=targets,
+                               background=background).maps
+        want = every.values[np.arange(3), ..., targets].sum(-1)
+        np.testing.assert_allclose(maps, want, atol=1e-6)

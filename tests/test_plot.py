@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from helpers.plot import (figure_to_array, grid_columns, header_over_grid,
-                          plot_categories, resize_width, shap_grid,
-                          stack_vertical)
+                          plot_categories, resize_width, score_bars,
+                          shap_grid, stack_vertical)
 
 NAMES = [f"class {c}" for c in range(4)]
 
@@ -85,3 +85,26 @@ def test_bad_inputs_are_clear_errors(grid_inputs, header_inputs):
     with pytest.raises(ValueError, match="width must be a positive"):
         resize_width(np.zeros((2, 3, 3), np.uint8), 0)
     plt.close("all")
+
+
+def test_score_bars_draw_each_score_against_the_random_map():
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {"seconds per image": [0.01, 2.0, np.nan], "deletion AUC": [0.2, 0.4, 0.5],
+         "randomisation rank corr.": [0.1, 0.9, np.nan]},
+        index=pd.Index(["saliency", "lime", "random"], name="method"))
+    fig = score_bars(table)
+    axes = fig.axes
+    assert [ax.get_title().split("\n")[0] for ax in axes] == [
+        "seconds per image", "deletion AUC", "randomisation rank corr."]
+    widths = [[bar.get_width() for bar in ax.patches] for ax in axes]
+    np.testing.assert_allclose(widths, [[0.01, 2.0], [0.2, 0.4], [0.1, 0.9]])
+    assert axes[0].get_xscale() == "log"
+    # Only deletion AUC has a random row: one dashed line, at its value.
+    assert [len(ax.lines) for ax in axes] == [0, 1, 0]
+    assert axes[1].lines[0].get_xdata()[0] == pytest.approx(0.5)
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == ["saliency", "lime"]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="table must have one of the columns"):
+        score_bars(pd.DataFrame({"x": [1.0]}))
