@@ -7,7 +7,7 @@ import keras
 import numpy as np
 from scipy.stats import spearmanr
 
-from .explain import explain
+from .explain import batch_limit, explain, forward
 
 
 class Curve(NamedTuple):
@@ -45,8 +45,9 @@ def perturbation_curve(model: keras.Model, inputs: np.ndarray, maps: np.ndarray,
             else:
                 batch.append(np.where(changed, inputs[i], baseline))
     batch = np.asarray(batch, np.float32)
-    probs = np.concatenate([np.asarray(model(batch[k:k + batch_size]))
-                            for k in range(0, len(batch), batch_size)])
+    step = min(batch_size, batch_limit(batch.shape[1:]))
+    probs = np.concatenate([forward(model)(batch[k:k + step]).numpy()
+                            for k in range(0, len(batch), step)])
     scores = probs.reshape(n, steps + 1, -1)[np.arange(n), :, targets]
     auc = (scores[:, 1:] + scores[:, :-1]).mean(axis=1) / 2
     return Curve(fractions, scores, auc)
