@@ -61,26 +61,33 @@ def random_maps(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
 def max_sensitivity(model: keras.Model, inputs: np.ndarray, method: str,
                     radius: float = 0.02, samples: int = 3, seed: int = 0,
                     **options) -> np.ndarray:
-    """Per image: max over noisy copies of ||map(x + d) - map(x)|| / ||map(x)||."""
+    """Per image: max over noisy copies of ||map(x + d) - map(x)||, relative to
+    the larger of the two maps' norms, so it lies in [0, 2]."""
     reference = explain(model, inputs, method, **options)
     rng = np.random.default_rng(seed)
     worst = np.zeros(len(inputs))
+    flat = reference.maps.reshape(len(inputs), -1)
     for _ in range(samples):
         noisy = inputs + rng.uniform(-radius, radius, inputs.shape).astype(np.float32)
-        maps = explain(model, noisy, method, targets=reference.targets, **options).maps
-        change = np.linalg.norm((maps - reference.maps).reshape(len(inputs), -1), axis=1)
-        size = np.linalg.norm(reference.maps.reshape(len(inputs), -1), axis=1)
-        worst = np.maximum(worst, change / np.maximum(size, 1e-12))
+        maps = explain(model, noisy, method, targets=reference.targets, **options)
+        other = maps.maps.reshape(len(inputs), -1)
+        # A map can be all zero (Grad-CAM's ReLU): scale by the larger norm.
+        size = np.maximum(np.linalg.norm(flat, axis=1), np.linalg.norm(other, axis=1))
+        change = np.linalg.norm(other - flat, axis=1)
+        worst = np.maximum(worst, np.where(size > 0, change / np.maximum(size, 1e-30), 0.0))
     return worst
 
 
 def randomized_top(model: keras.Model, layers: int = 2, seed: int = 0) -> keras.Model:
-    """A copy of `model` whose top `layers` weighted layers are re-initialised."""
+    """A copy of `model` whose top `layers` layers with a kernel (dense or
+    convolution) get fresh Glorot-uniform kernels and zero biases."""
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    weighted = [layer for layer in copy.layers if layer.weights][-layers:]
+    # Normalisation layers are left alone: zeroing a BatchNorm scale would cut
+    # the input off the output and make every map constant.
+    top = [layer for layer in copy.layers if getattr(layer, "kernel", None) is not None]
     rng = np.random.default_rng(seed)
-    for layer in weighted:
+    for layer in top[-layers:]:
         for weight in layer.weights:
             shape = tuple(weight.shape)
             scale = np.sqrt(6 / (np.prod(shape[:-1]) + shape[-1])) if len(shape) > 1 else 0.0

@@ -81,6 +81,9 @@ def test_book_builds_with_every_chapter_executed():
     accuracy = re.search(r"reaches ([\d.]+)% test accuracy", cifar)
     assert accuracy and float(accuracy.group(1)) >= 70, "CIFAR-10 accuracy"
     assert "offline mirror's JPEG" in cifar.replace("\u2019", "'")
+    # The text says Deep SHAP's maps do not settle as the background grows.
+    agreement = re.search(r"at\s+2,000 (-?[\d.]+)", cifar)
+    assert agreement and float(agreement.group(1)) < 0.9, "CIFAR-10 background claim"
     ig = re.sub(r"<[^>]+>", "", (html / "book" / "integrated_gradients.html").read_text())
     relative = re.search(r"The relative difference is ([\d.]+e[+-]\d+)", ig)
     assert relative and float(relative.group(1)) < 1e-3, "IG vs Alibi"
