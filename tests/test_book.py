@@ -82,7 +82,7 @@ def test_book_builds_with_every_chapter_executed():
     assert accuracy and float(accuracy.group(1)) >= 70, "CIFAR-10 accuracy"
     assert "offline mirror's JPEG" in cifar.replace("\u2019", "'")
     # The text says Deep SHAP's maps do not settle as the background grows.
-    agreement = re.search(r"at\s+2,000 (-?[\d.]+)", cifar)
+    agreement = re.search(r"at\s+2,000 (-?\d+\.\d+)", cifar)
     assert agreement and float(agreement.group(1)) < 0.9, "CIFAR-10 background claim"
     ig = re.sub(r"<[^>]+>", "", (html / "book" / "integrated_gradients.html").read_text())
     relative = re.search(r"The relative difference is ([\d.]+e[+-]\d+)", ig)
