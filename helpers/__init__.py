@@ -37,6 +37,19 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+class _NoShapRetracing:
+    """Drops TensorFlow's retracing warning for shap's own `grad_graph`: shap
+    traces one per explainer and class by design; a reader cannot act on it."""
+
+    @staticmethod
+    def filter(record) -> bool:
+        text = record.getMessage()
+        return not ("triggered tf.function retracing" in text and "grad_graph" in text)
+
+
+tf.get_logger().addFilter(_NoShapRetracing())
+
+
 def set_seed(seed: int = 0) -> None:
     """Fix Python's, NumPy's and Keras/TensorFlow's random seeds."""
     random.seed(seed)

@@ -126,6 +126,34 @@ def run(n_images: int = 8) -> tuple[list[dict], list[dict]]:
     return rows, tutorial
 
 
+def deep_shap_agreement(sizes: tuple[int, ...] = (100, 1000),
+                        datasets: tuple[str, ...] = ("cifar10", "fashion_mnist"),
+                        n_images: int = 10) -> list[dict]:
+    """Deep SHAP under two random backgrounds, on the logit and on the probability:
+    one test image per class, Spearman of |map| of the predicted class."""
+    from .evaluate import background_agreement, softmax_factors
+
+    rows = []
+    for dataset in datasets:
+        model = train_or_load(dataset, verbose=0).model
+        (x_train, _), (x_test, y_test) = load_dataset(dataset)
+        pick = np.array([np.flatnonzero(y_test == c)[0] for c in range(n_images)])
+        images, pool = preprocess(x_test[pick]), preprocess(x_train[:20_000])
+        factors = np.abs(softmax_factors(model, images, pool[:1000]))
+        for score in ("probability", "logit"):
+            for size in sizes:
+                found = background_agreement(model, images, pool, size, score=score)
+                rows.append({"dataset": dataset, "score": score, "background": size,
+                             "rank correlation": float(found.rank_correlation.mean()),
+                             "lowest": float(found.rank_correlation.min()),
+                             "largest total ratio": float(found.total_ratio.max()),
+                             "seconds per image": found.seconds_per_image,
+                             "softmax factors > 10": float((factors > 10).mean()),
+                             "largest softmax factor": float(factors.max())})
+                print(rows[-1], flush=True)
+    return rows
+
+
 def _write(rows: list[dict], path: Path) -> None:
     from .data import atomic_path
 
@@ -151,8 +179,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.bench")
     parser.add_argument("--out", type=Path, default=Path("bench"))
     parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--deep-shap", action="store_true",
+                        help="only: Deep SHAP's agreement between two backgrounds")
     args = parser.parse_args(argv)
     print(machine())
+    if args.deep_shap:
+        rows = deep_shap_agreement()
+        _print(rows)
+        args.out.mkdir(parents=True, exist_ok=True)
+        _write(rows, args.out / "deep_shap_agreement")
+        return 0
     rows, tutorial = run(args.images)
     _print(rows)
     print()

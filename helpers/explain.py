@@ -26,12 +26,17 @@ class DeepShap(NamedTuple):
     """Deep SHAP values `(n, H, W, C, k)`, the expected outputs, the k classes.
 
     k is every class, or with `ranked_outputs` each image's top classes,
-    listed in `ranked` `(n, k)`.
+    listed in `ranked` `(n, k)`. `score` is the output explained: "logit"
+    (the pre-softmax class score) or "probability".
     """
 
     values: np.ndarray
     expected: np.ndarray
     ranked: np.ndarray
+    score: str = "logit"
+
+
+SCORES = ("logit", "probability")
 
 
 def _check_images(name: str, images: np.ndarray, model: keras.Model) -> np.ndarray:
@@ -44,10 +49,78 @@ def _check_images(name: str, images: np.ndarray, model: keras.Model) -> np.ndarr
     return images
 
 
+def softmax_layer(model: keras.Model) -> keras.layers.Layer | None:
+    """The model's last layer if it applies a softmax (a `Softmax` layer, or a
+    layer such as `Dense` or `Activation` with activation softmax), else None."""
+    last = model.layers[-1]
+    if isinstance(last, keras.layers.Softmax):
+        return last
+    activation = getattr(last, "activation", None)
+    return last if getattr(activation, "__name__", None) == "softmax" else None
+
+
+def logit_model(model: keras.Model) -> keras.Model:
+    """The model up to its pre-softmax class scores (logits), with its weights.
+
+    The model itself when its last layer applies no softmax. The last layer's
+    weights are copied at call time, so call it again after changing them.
+    """
+    last = softmax_layer(model)
+    if last is None:
+        return model
+    head = None
+    if not isinstance(last, (keras.layers.Softmax, keras.layers.Activation)):
+        config = {**last.get_config(), "activation": "linear", "name": f"{last.name}_logits"}
+        head = type(last).from_config(config)
+    if isinstance(model, keras.Sequential):
+        # A loaded Sequential's layer outputs are not tied to model.inputs.
+        stack = model.layers[:-1] + ([head] if head else [])
+        logits = keras.Sequential([keras.Input(model.input_shape[1:]), *stack],
+                                  name=f"{model.name}_logits")
+    else:
+        inner = last.input
+        logits = keras.Model(model.inputs, head(inner) if head else inner,
+                             name=f"{model.name}_logits")
+    if head is not None:
+        head.set_weights(last.get_weights())
+    return logits
+
+
+class ExpSoftmax(keras.layers.Layer):
+    """softmax(z) written as exp(z) / sum(exp(z)): the same probabilities, which
+    shap's Deep SHAP explains with its generic rules, not its softmax rule."""
+
+    def call(self, logits):
+        e = keras.ops.exp(logits)
+        return e / keras.ops.sum(e, axis=-1, keepdims=True)
+
+
+def exp_softmax_model(model: keras.Model) -> keras.Model:
+    """The model with its final softmax as `ExpSoftmax` (same outputs, same weights)."""
+    logits = logit_model(model)
+    return keras.Model(logits.inputs, ExpSoftmax()(logits.outputs[0]),
+                       name=f"{model.name}_exp_softmax")
+
+
+def scored_model(model: keras.Model, score: str) -> keras.Model:
+    """The model whose output is `score`: "logit" or "probability" (as it is)."""
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+    return logit_model(model) if score == "logit" else model
+
+
 def deep_shap(model: keras.Model, background: np.ndarray, images: np.ndarray,
-              ranked_outputs: int | None = None, chunk: int | None = None) -> DeepShap:
+              ranked_outputs: int | None = None, chunk: int | None = None,
+              score: str = "logit") -> DeepShap:
     """Deep SHAP (`shap.DeepExplainer`) values of `images`, for every class or
     (`ranked_outputs=k`, shap's own option) each image's k top classes only.
+
+    `score="logit"` (default) explains the pre-softmax class scores of a model
+    whose last layer applies a softmax: shap's rule for the softmax under
+    TF2 multiplies by ratios of logit differences that explode when a logit
+    barely moves between an image and a background image, so maps on the
+    probability change with the background drawn (see the Deep SHAP
+    chapters). `score="probability"` explains the model's output as it is.
 
     Deep SHAP averages over the background, so a large background is
     explained in chunks of about `chunk` images (default: ~800k pixels, 250
@@ -56,6 +129,7 @@ def deep_shap(model: keras.Model, background: np.ndarray, images: np.ndarray,
     """
     import shap
 
+    explained = scored_model(model, score)
     background = _check_images("background", background, model)
     images = _check_images("images", images, model)
     chunk = chunk or max(1, 800_000 // images[0].size)
@@ -66,7 +140,9 @@ def deep_shap(model: keras.Model, background: np.ndarray, images: np.ndarray,
         with warnings.catch_warnings():
             # shap calls the model with a list; Keras warns about the structure.
             warnings.filterwarnings("ignore", "The structure of `inputs`")
-            explainer = shap.DeepExplainer(model, part)
+            # Eager mode is the only mode under TF2: shap's notice says nothing.
+            warnings.filterwarnings("ignore", "Your TensorFlow version is newer")
+            explainer = shap.DeepExplainer(explained, part)
             if ranked_outputs is None:
                 found = explainer.shap_values(images)
             else:  # shap's additivity check assumes every class: ours is below
@@ -75,13 +151,14 @@ def deep_shap(model: keras.Model, background: np.ndarray, images: np.ndarray,
         weight = len(part) / len(background)
         values = values + weight * np.asarray(found)
         expected = expected + weight * np.asarray(explainer.expected_value)
-    return DeepShap(np.asarray(values), np.asarray(expected), np.asarray(ranked))
+    return DeepShap(np.asarray(values), np.asarray(expected), np.asarray(ranked), score)
 
 
 def additivity_error(model: keras.Model, images: np.ndarray,
                      result: DeepShap) -> float:
-    """Largest |sum of attributions + expected value - model output|."""
-    outputs = np.asarray(model(np.asarray(images, np.float32)))
+    """Largest |sum of attributions + expected value - explained output|."""
+    explained = scored_model(model, result.score)
+    outputs = np.asarray(explained(np.asarray(images, np.float32)))
     rows = np.arange(len(images))[:, None]
     sums = result.values.sum(axis=tuple(range(1, result.values.ndim - 1)))
     gaps = sums + result.expected[result.ranked] - outputs[rows, result.ranked]
@@ -457,7 +534,7 @@ OPTIONS: dict[str, dict] = {
                              "method": "gausslegendre", "n_noise": 4, "seed": 0},
     "gradient_shap": {"background": None, "nsamples": 200, "local_smoothing": 0.0,
                       "batch_size": 50, "seed": 0},
-    "deep_shap": {"background": None},
+    "deep_shap": {"background": None, "score": "logit"},
     "lime": {"num_samples": 1000, "batch_size": None, "segmentation": None,
              "segment_options": None, "seed": 0},
     "occlusion": {"window": None, "stride": None, "batch_size": 512},
@@ -569,7 +646,7 @@ def _gradient_shap_pixels(model, inputs, targets, background, nsamples,
     return values.sum(-1), {"forward": n * nsamples + n, "backward": n * nsamples}
 
 
-def _deep_shap(model, inputs, targets, background):
+def _deep_shap(model, inputs, targets, background, score):
     unsupported = [layer.name for layer in model.layers
                    if getattr(layer, "max_value", None) is not None
                    or getattr(getattr(layer, "activation", None), "__name__", "") == "relu6"]
@@ -582,13 +659,14 @@ def _deep_shap(model, inputs, targets, background):
     # The predicted class: shap's ranked_outputs explains that class only.
     # Any other target: every class, then the target's values (n_classes x).
     if top.any():
-        maps[top] = deep_shap(model, background, inputs[top], 1).values[..., 0].sum(-1)
+        maps[top] = deep_shap(model, background, inputs[top], 1,
+                              score=score).values[..., 0].sum(-1)
     if not top.all():
         if n_classes > 20:
             raise ValueError(f"targets: method 'deep_shap' explains a class other than "
                              f"the predicted one by explaining all {n_classes} classes; "
                              "use 'gradient_shap' or 'integrated_gradients'")
-        rest = deep_shap(model, background, inputs[~top]).values
+        rest = deep_shap(model, background, inputs[~top], score=score).values
         maps[~top] = rest[np.arange(len(rest)), ..., targets[~top]].sum(-1)
     explained = top.sum() + n_classes * (~top).sum()
     calls = {"forward": len(inputs) + len(background) * (1 + 2 * explained),
@@ -701,7 +779,8 @@ def explain(model: keras.Model, inputs: np.ndarray, method: str, targets=None,
     elif method == "gradient_shap":
         maps, calls = _gradient_shap_pixels(model, inputs, targets, **settings)
     elif method == "deep_shap":
-        maps, calls = _deep_shap(model, inputs, targets, settings["background"])
+        maps, calls = _deep_shap(model, inputs, targets, settings["background"],
+                                 settings["score"])
     elif method == "lime":
         maps, calls = _lime(model, inputs, targets, low, high, show=progress, **settings)
     elif method == "occlusion":

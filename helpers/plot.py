@@ -51,6 +51,23 @@ def shap_grid(values: np.ndarray, images: np.ndarray,
     return fig
 
 
+def shap_rows(values: np.ndarray, images: np.ndarray, labels: np.ndarray,
+              true_labels: list[str] | None = None, dpi: int = 100) -> np.ndarray:
+    """`shap_grid` with a colour scale (and colour bar) of each row's own, as
+    an RGB array: one bright row cannot grey out the others."""
+    values = _check_batch("values", values, (5,))
+    labels = np.broadcast_to(np.asarray(labels), (len(values), values.shape[-1]))
+    if true_labels is not None and len(true_labels) != len(values):
+        raise ValueError(f"true_labels must have {len(values)} entries, "
+                         f"got {len(true_labels)}")
+    rows = [figure_to_array(shap_grid(values[i:i + 1], images[i:i + 1], labels[i:i + 1],
+                                      None if true_labels is None else true_labels[i:i + 1]),
+                            dpi)
+            for i in range(len(values))]
+    width = min(row.shape[1] for row in rows)
+    return np.concatenate([row[:, :width] for row in rows])
+
+
 def prediction_titles(probs: np.ndarray, labels: np.ndarray,
                       class_names: list[str]) -> list[str]:
     """Row titles "true / predicted (probability)" for a grid."""

@@ -8,6 +8,9 @@ import pytest
 
 import helpers
 
+# The reader's model cache, as set before the tests replace it with their own.
+READER_CACHE = os.environ.get("XAI_BOOK_CACHE")
+
 
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory) -> Path:
@@ -19,6 +22,16 @@ def session_cache(tmp_path_factory) -> Path:
 def private_cache(session_cache, monkeypatch) -> Path:
     monkeypatch.setenv("XAI_BOOK_CACHE", str(session_cache))
     return session_cache
+
+
+@pytest.fixture
+def reader_cache(private_cache, monkeypatch):
+    """The reader's own cache (the book build's trained models), for tests
+    about the models the chapters use."""
+    if READER_CACHE is None:
+        monkeypatch.delenv("XAI_BOOK_CACHE")
+    else:
+        monkeypatch.setenv("XAI_BOOK_CACHE", READER_CACHE)
 
 
 @pytest.fixture(scope="session")
