@@ -375,7 +375,7 @@ def lime_map(explanation, label: int) -> np.ndarray:
 
 # --- Integrated Gradients -------------------------------------------------------
 
-IG_METHODS = ("gausslegendre", "riemann_left", "riemann_right",
+IG_RULES = ("gausslegendre", "riemann_left", "riemann_right",
               "riemann_middle", "riemann_trapezoid")
 
 
@@ -387,23 +387,23 @@ class IntegratedGradients(NamedTuple):
     completeness_error: np.ndarray  # |sum(attr) - (f(x) - f(baseline))|
 
 
-def ig_alphas(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, np.ndarray]:
-    """Points `alpha` in [0, 1] and quadrature weights for the path integral."""
+def ig_alphas(steps: int, rule: str = "gausslegendre") -> tuple[np.ndarray, np.ndarray]:
+    """Points `alpha` in [0, 1] and weights of the quadrature `rule` for the path integral."""
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if method == "gausslegendre":
+    if rule == "gausslegendre":
         x, w = np.polynomial.legendre.leggauss(steps)
         return (x + 1) / 2, w / 2
-    if method not in IG_METHODS:
-        raise ValueError(f"method must be one of {IG_METHODS}, got {method!r}")
-    if method == "riemann_trapezoid":  # weights sum to 1 (Alibi's: (n - 1) / n)
+    if rule not in IG_RULES:
+        raise ValueError(f"rule must be one of {IG_RULES}, got {rule!r}")
+    if rule == "riemann_trapezoid":  # weights sum to 1 (Alibi's: (n - 1) / n)
         if steps < 2:
             raise ValueError("steps must be >= 2 for riemann_trapezoid")
         alphas = np.linspace(0, 1, steps)
         weights = np.full(steps, 1 / (steps - 1))
         weights[[0, -1]] /= 2
         return alphas, weights
-    offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[method]
+    offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[rule]
     return (np.arange(steps) + offset) / steps, np.full(steps, 1 / steps)
 
 
@@ -434,16 +434,21 @@ def make_baseline(kind: str | np.ndarray, inputs: np.ndarray,
 
 def integrated_gradients(model: keras.Model, inputs: np.ndarray, targets=None,
                          baseline: str | np.ndarray = "black", steps: int = 50,
-                         method: str = "gausslegendre", batch_size: int = 256,
+                         rule: str = "gausslegendre", batch_size: int = 256,
                          pixel_range: tuple[float, float] = (0.0, 1.0),
-                         n_noise: int = 4, seed: int = 0) -> IntegratedGradients:
-    """Integrated Gradients with `tf.GradientTape`, batched over the path points."""
+                         n_noise: int = 4, seed: int = 0,
+                         sigma: float = 5.0) -> IntegratedGradients:
+    """Integrated Gradients with `tf.GradientTape`, batched over the path points.
+
+    `baseline`: "black", "blur" (Gaussian, `sigma` pixels), "noise" (`n_noise`
+    uniform draws with `seed`, averaged) or an array; `rule`: one of IG_RULES.
+    """
     inputs = _check_images("inputs", inputs, model)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    alphas, weights = ig_alphas(steps, method)
+    alphas, weights = ig_alphas(steps, rule)
     targets = _targets(model, inputs, targets)
-    baselines = make_baseline(baseline, inputs, pixel_range, n_noise, seed)
+    baselines = make_baseline(baseline, inputs, pixel_range, n_noise, seed, sigma)
 
     gradients = score_gradients(model)
     step = min(batch_size, batch_limit(inputs.shape[1:]))
@@ -531,15 +536,16 @@ OPTIONS: dict[str, dict] = {
     "saliency": {},
     "gradcam": {"layer": None},
     "integrated_gradients": {"steps": 50, "baseline": "black", "batch_size": 256,
-                             "method": "gausslegendre", "n_noise": 4, "seed": 0},
+                             "rule": "gausslegendre", "n_noise": 4, "seed": 0,
+                             "sigma": 5.0},
     "gradient_shap": {"background": None, "nsamples": 200, "local_smoothing": 0.0,
                       "batch_size": 50, "seed": 0},
-    "deep_shap": {"background": None, "score": "logit"},
+    "deep_shap": {"background": None, "score": "logit", "chunk": None},
     "lime": {"num_samples": 1000, "batch_size": None, "segmentation": None,
              "segment_options": None, "seed": 0},
     "occlusion": {"window": None, "stride": None, "batch_size": 512},
     "anchors": {"segmentation": "rectangles", "segment_options": None,
-                "threshold": 0.95, "seed": 0},
+                "threshold": 0.95, "seed": 0, "background": None},
 }
 RANDOM = ("integrated_gradients", "gradient_shap", "lime", "anchors")
 
@@ -646,7 +652,7 @@ def _gradient_shap_pixels(model, inputs, targets, background, nsamples,
     return values.sum(-1), {"forward": n * nsamples + n, "backward": n * nsamples}
 
 
-def _deep_shap(model, inputs, targets, background, score):
+def _deep_shap(model, inputs, targets, background, score, chunk):
     unsupported = [layer.name for layer in model.layers
                    if getattr(layer, "max_value", None) is not None
                    or getattr(getattr(layer, "activation", None), "__name__", "") == "relu6"]
@@ -659,14 +665,14 @@ def _deep_shap(model, inputs, targets, background, score):
     # The predicted class: shap's ranked_outputs explains that class only.
     # Any other target: every class, then the target's values (n_classes x).
     if top.any():
-        maps[top] = deep_shap(model, background, inputs[top], 1,
-                              score=score).values[..., 0].sum(-1)
+        maps[top] = deep_shap(model, background, inputs[top], 1, chunk,
+                              score).values[..., 0].sum(-1)
     if not top.all():
         if n_classes > 20:
             raise ValueError(f"targets: method 'deep_shap' explains a class other than "
                              f"the predicted one by explaining all {n_classes} classes; "
                              "use 'gradient_shap' or 'integrated_gradients'")
-        rest = deep_shap(model, background, inputs[~top], score=score).values
+        rest = deep_shap(model, background, inputs[~top], None, chunk, score).values
         maps[~top] = rest[np.arange(len(rest)), ..., targets[~top]].sum(-1)
     explained = top.sum() + n_classes * (~top).sum()
     calls = {"forward": len(inputs) + len(background) * (1 + 2 * explained),
@@ -732,12 +738,13 @@ def _occlusion(model, inputs, targets, low, window, stride, batch_size, show):
 
 
 def _anchors(model, inputs, targets, segmentation, segment_options, threshold,
-             seed, show):
+             seed, background, show):
     counter = _Counter(model)
     maps = []
     for image in _progress(inputs, len(inputs), "anchors", show):
         found = anchor_explain(counter, image, segmentation, threshold=threshold,
-                               seed=seed, **(segment_options or {}))
+                               seed=seed, background=background,
+                               **(segment_options or {}))
         maps.append(np.isin(found.segments, found.data["raw"]["feature"]))
     return np.stack(maps).astype(np.float32), {"forward": counter.images, "backward": 0}
 
@@ -765,11 +772,10 @@ def explain(model: keras.Model, inputs: np.ndarray, method: str, targets=None,
     start = time.perf_counter()
     predicted = targets is None
     targets = _targets(model, inputs, targets)
-    if method in ("gradient_shap", "deep_shap"):
-        background = settings["background"]
-        if background is None:
-            raise ValueError(f"method {method!r} needs background=<images like inputs>")
-        settings["background"] = _check_images("background", background, model)
+    if method in ("gradient_shap", "deep_shap") and settings["background"] is None:
+        raise ValueError(f"method {method!r} needs background=<images like inputs>")
+    if settings.get("background") is not None:
+        settings["background"] = _check_images("background", settings["background"], model)
     if method == "saliency":
         maps, calls = _saliency(model, inputs, targets)
     elif method == "gradcam":
@@ -779,8 +785,7 @@ def explain(model: keras.Model, inputs: np.ndarray, method: str, targets=None,
     elif method == "gradient_shap":
         maps, calls = _gradient_shap_pixels(model, inputs, targets, **settings)
     elif method == "deep_shap":
-        maps, calls = _deep_shap(model, inputs, targets, settings["background"],
-                                 settings["score"])
+        maps, calls = _deep_shap(model, inputs, targets, **settings)
     elif method == "lime":
         maps, calls = _lime(model, inputs, targets, low, high, show=progress, **settings)
     elif method == "occlusion":
@@ -790,7 +795,7 @@ def explain(model: keras.Model, inputs: np.ndarray, method: str, targets=None,
     if predicted:
         calls["forward"] += len(inputs)
     recorded = {k: v for k, v in settings.items() if k != "background"}
-    if "background" in settings:
+    if settings.get("background") is not None:
         recorded["background"] = len(settings["background"])
     return Attribution(np.asarray(maps, np.float32), targets, method, recorded,
                        time.perf_counter() - start, calls)

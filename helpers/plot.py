@@ -52,20 +52,43 @@ def shap_grid(values: np.ndarray, images: np.ndarray,
 
 
 def shap_rows(values: np.ndarray, images: np.ndarray, labels: np.ndarray,
-              true_labels: list[str] | None = None, dpi: int = 100) -> np.ndarray:
-    """`shap_grid` with a colour scale (and colour bar) of each row's own, as
-    an RGB array: one bright row cannot grey out the others."""
+              true_labels: list[str] | None = None) -> Figure:
+    """`shap_grid`'s maps with a colour scale (and colour bar) per row: one
+    bright row cannot grey out the others. shap's colours and limits (the
+    99.9th percentile of |value|), applied row by row."""
+    from shap.plots.colors import red_transparent_blue
+
     values = _check_batch("values", values, (5,))
-    labels = np.broadcast_to(np.asarray(labels), (len(values), values.shape[-1]))
-    if true_labels is not None and len(true_labels) != len(values):
-        raise ValueError(f"true_labels must have {len(values)} entries, "
-                         f"got {len(true_labels)}")
-    rows = [figure_to_array(shap_grid(values[i:i + 1], images[i:i + 1], labels[i:i + 1],
-                                      None if true_labels is None else true_labels[i:i + 1]),
-                            dpi)
-            for i in range(len(values))]
-    width = min(row.shape[1] for row in rows)
-    return np.concatenate([row[:, :width] for row in rows])
+    images = _check_batch("images", images, (4,))
+    n, k = values.shape[0], values.shape[-1]
+    if images.shape != values.shape[:-1]:
+        raise ValueError(f"images must have shape {values.shape[:-1]} to match "
+                         f"values {values.shape}, got {images.shape}")
+    labels = np.broadcast_to(np.asarray(labels), (n, k))
+    if true_labels is not None and len(true_labels) != n:
+        raise ValueError(f"true_labels must have {n} entries, got {len(true_labels)}")
+    maps = values.sum(axis=3)  # over colour channels, as shap.image_plot does
+    fig, axes = plt.subplots(n, k + 1, squeeze=False,
+                             figsize=(COLUMN_INCHES * (k + 1.6), n * (COLUMN_INCHES + 0.75)))
+    for r in range(n):
+        image = images[r]
+        grey = image.mean(-1)
+        axes[r, 0].imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None)
+        if true_labels is not None:
+            axes[r, 0].set_title(true_labels[r], fontsize=9)
+        limit = float(np.nanpercentile(np.abs(maps[r]), 99.9)) or 1.0
+        for c in range(k):
+            ax = axes[r, c + 1]
+            ax.imshow(grey, cmap="gray", alpha=0.15)
+            drawn = ax.imshow(maps[r, ..., c], cmap=red_transparent_blue,
+                              vmin=-limit, vmax=limit)
+            ax.set_title(str(labels[r, c]), fontsize=9)
+        bar = fig.colorbar(drawn, ax=axes[r, 1:].tolist(), fraction=0.03, pad=0.02)
+        bar.ax.tick_params(labelsize=7)
+        bar.set_label("SHAP value", fontsize=7)
+        for ax in axes[r]:
+            ax.axis("off")
+    return fig
 
 
 def prediction_titles(probs: np.ndarray, labels: np.ndarray,

@@ -124,3 +124,68 @@ def test_bad_input_is_one_clear_error(small_model, fashion_batch, inputs, method
 def test_gradcam_without_a_convolutional_layer():
     with pytest.raises(ValueError, match="model must have a convolutional layer"):
         helpers.explain(_dense(), np.zeros((1, 28, 28, 1), np.float32), "gradcam")
+
+
+# Every documented option of every method, with a value other than its default,
+# and the options it needs to matter (n_noise and seed act on noise baselines).
+OPTION_VALUES = {
+    "gradcam": {"layer": "conv2d"},
+    "integrated_gradients": {"steps": 4, "baseline": "blur", "rule": "riemann_left",
+                             "batch_size": 3, "sigma": (2.0, {"baseline": "blur"}),
+                             "n_noise": (2, {"baseline": "noise"}),
+                             "seed": (5, {"baseline": "noise"})},
+    "gradient_shap": {"nsamples": 8, "local_smoothing": 0.1, "batch_size": 4, "seed": 5,
+                      "background": "half"},
+    "deep_shap": {"score": "probability", "chunk": 5, "background": "half"},
+    "lime": {"num_samples": 60, "batch_size": 7, "seed": 5,
+             "segmentation": ("slic", {"segment_options": {"n_segments": 10}}),
+             "segment_options": ({"kernel_size": 2, "max_dist": 50, "ratio": 0.5},
+                                 {"segmentation": "quickshift"})},
+    "occlusion": {"window": 7, "stride": 2, "batch_size": 5},
+    # At 0.95 this model's anchors are empty: 0.99 makes the options visible.
+    "anchors": {"segmentation": ("slic", {"threshold": 0.99}),
+                "segment_options": ({"size": (7, 7)}, {"threshold": 0.99}),
+                "threshold": 0.99, "seed": 5,
+                "background": ("half", {"threshold": 0.99})},
+}
+# Options that change how the work is split, never the maps.
+SAME_MAPS = {"batch_size", "chunk"}
+# A new seed may find the same answer (anchors often do): recorded, and repeatable.
+SEEDS = {("anchors", "seed")}
+
+
+def test_option_values_cover_every_documented_option():
+    options = helpers.explain.__globals__["OPTIONS"]
+    assert {m: set(o) for m, o in options.items() if o} == \
+        {m: set(o) for m, o in OPTION_VALUES.items()}
+
+
+CASES = [(m, o) for m, values in OPTION_VALUES.items() for o in values]
+
+
+@pytest.mark.parametrize("method,option", CASES, ids=[f"{m}-{o}" for m, o in CASES])
+def test_each_option_passes_through_explain(small_model, fashion_batch, method, option):
+    inputs, background = fashion_batch
+    value = OPTION_VALUES[method][option]
+    value, needs = value if isinstance(value, tuple) and isinstance(value[1], dict) \
+        else (value, {})
+    if isinstance(value, str) and value == "half":
+        value = background[:10]
+    base = {**FAST.get(method, {}), **needs}
+    if method in ("gradient_shap", "deep_shap"):
+        base["background"] = background  # required: the option halves it
+    if option in base and option != "background":
+        del base[option]
+    default = helpers.explain(small_model.model, inputs[:1], method, **base)
+    changed = helpers.explain(small_model.model, inputs[:1], method,
+                              **{**base, option: value})
+    recorded = changed.options[option]
+    assert recorded == (len(value) if option == "background" else value)
+    if option in SAME_MAPS:
+        np.testing.assert_allclose(changed.maps, default.maps, rtol=1e-4, atol=1e-6)
+    elif (method, option) in SEEDS:
+        again = helpers.explain(small_model.model, inputs[:1], method,
+                                **{**base, option: value})
+        np.testing.assert_array_equal(again.maps, changed.maps)
+    else:
+        assert not np.allclose(changed.maps, default.maps), f"{option} had no effect"

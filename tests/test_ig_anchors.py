@@ -16,17 +16,17 @@ def fashion_images(fashion):
     return preprocess(x_test[:4]), y_test[:4]
 
 
-@pytest.mark.parametrize("method", ["gausslegendre", "riemann_middle",
+@pytest.mark.parametrize("rule", ["gausslegendre", "riemann_middle",
                                     "riemann_left", "riemann_trapezoid"])
-def test_ig_agrees_with_alibi(small_model, fashion_images, method):
+def test_ig_agrees_with_alibi(small_model, fashion_images, rule):
     images, labels = fashion_images
     ours = integrated_gradients(small_model.model, images, labels, steps=32,
-                                method=method, batch_size=40)
-    alibi = IntegratedGradients(small_model.model, n_steps=32, method=method,
+                                rule=rule, batch_size=40)
+    alibi = IntegratedGradients(small_model.model, n_steps=32, method=rule,
                                 internal_batch_size=40)
     theirs = alibi.explain(images, baselines=np.zeros_like(images),
                            target=labels.astype(int)).attributions[0]
-    if method == "riemann_trapezoid":
+    if rule == "riemann_trapezoid":
         # Alibi's (and Captum's) trapezoid weights sum to (n - 1) / n, not 1.
         theirs = theirs * 32 / 31
     relative = np.linalg.norm(ours.attributions - theirs) / np.linalg.norm(theirs)
@@ -73,8 +73,8 @@ def test_ig_bad_inputs(small_model, fashion_images):
         integrated_gradients(model, images, [0, 1, 2, 10])
     with pytest.raises(ValueError, match="targets must be 4 class indices"):
         integrated_gradients(model, images, [0, 1])
-    with pytest.raises(ValueError, match="method must be one of"):
-        integrated_gradients(model, images, labels, method="simpson")
+    with pytest.raises(ValueError, match="rule must be one of"):
+        integrated_gradients(model, images, labels, rule="simpson")
 
 
 def test_rectangles_match_the_alibi_example_loop():

@@ -7,7 +7,7 @@ import pytest
 
 from helpers.plot import (figure_to_array, grid_columns, header_over_grid,
                           plot_categories, resize_width, score_bars,
-                          shap_grid, stack_vertical)
+                          shap_grid, shap_rows, stack_vertical)
 
 NAMES = [f"class {c}" for c in range(4)]
 
@@ -108,3 +108,32 @@ def test_score_bars_draw_each_score_against_the_random_map():
     plt.close(fig)
     with pytest.raises(ValueError, match="table must have one of the columns"):
         score_bars(pd.DataFrame({"x": [1.0]}))
+
+
+def test_shap_rows_gives_each_row_its_own_colour_scale(grid_inputs):
+    values, images = grid_inputs
+    values = values.copy()
+    values[0] *= 1000  # one bright row
+    fig = shap_rows(values, images, NAMES, ["a", "b", "c"])
+    maps = values.sum(axis=3)
+    for r in range(3):
+        row = [ax for ax in fig.axes if ax.images][r * 5:(r + 1) * 5]
+        assert row[0].get_title() == "abc"[r]
+        assert [ax.get_title() for ax in row[1:]] == NAMES
+        limit = np.percentile(np.abs(maps[r]), 99.9)
+        for c, ax in enumerate(row[1:]):
+            drawn = ax.images[-1]
+            np.testing.assert_allclose(drawn.get_array(), maps[r, ..., c])
+            np.testing.assert_allclose(drawn.get_clim(), (-limit, limit), rtol=1e-5)
+    # Rendered, rows 2 and 3 (1,000 times fainter) keep saturated colours;
+    # on one shared scale they would be blank.
+    pixels = figure_to_array(fig).astype(int)
+    strips = np.array_split(pixels, 3)
+    coloured = [np.mean(np.abs(s[..., 0] - s[..., 2]) > 120) for s in strips]
+    assert min(coloured) > 0.003, coloured
+
+
+def test_shap_rows_rejects_wrong_titles(grid_inputs):
+    values, images = grid_inputs
+    with pytest.raises(ValueError, match="true_labels must have 3 entries"):
+        shap_rows(values, images, NAMES, ["a"])
