@@ -1,6 +1,8 @@
-"""Datasets: a mirror when ``XAI_BOOK_MIRROR`` names one, else Keras's loaders."""
+"""External files (`sources.csv`): from a mirror when ``XAI_BOOK_MIRROR`` names
+one, else from their canonical URLs through ``keras.utils.get_file``."""
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -16,25 +18,35 @@ import numpy as np
 MIRROR_ENV = "XAI_BOOK_MIRROR"
 CACHE_ENV = "XAI_BOOK_CACHE"
 
-# SHA-256 of the mirror's files (from its data/README.md).
-MIRROR_SHA256 = {
-    "data/mnist.npz":
-        "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64",
-    "data/fashion-mnist/t10k-images-idx3-ubyte.gz":
-        "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
-    "data/fashion-mnist/t10k-labels-idx1-ubyte.gz":
-        "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
-    "data/fashion-mnist/train-images-idx3-ubyte.gz":
-        "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
-    "data/fashion-mnist/train-labels-idx1-ubyte.gz":
-        "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
-    "data/cifar10-jpg.tar.gz":
-        "cec73be4de1061c172ee1e28c18c9e4b66ee0e3fcbd01bb291876cd4272f0970",
-    "data/imagenet/imagenet_class_index.json":
-        "a1e7a966a1f601d39e4b43e119b3e7dd4a2ad3ea08cf69847cbaf021013767bc",
-    "models/mobilenet_v1_0.75_224_imagenet.keras":
-        "dfe25223f327a0778e96d890c9bb5609765fc440875fb2814fde0116a70555ca",
-}
+SOURCES_FILE = Path(__file__).with_name("sources.csv")
+
+
+class Source(NamedTuple):
+    """One external file the book reads: where it comes from, and its checks.
+
+    `url` is the canonical public source (inside the archive at `url` when
+    `member` is set); `sha256` checks what comes from it. `mirror` is the
+    file's path in an offline mirror, checked against `mirror_sha256` (other
+    bytes where `note` says so).
+    """
+
+    key: str
+    url: str
+    sha256: str
+    mirror: str
+    mirror_sha256: str
+    member: str
+    note: str
+
+
+@functools.cache
+def sources() -> dict[str, Source]:
+    """The table of every external file the book reads (`helpers/sources.csv`)."""
+    import csv
+
+    with open(SOURCES_FILE, newline="") as f:
+        return {row["key"]: Source(**row) for row in csv.DictReader(f)}
+
 
 CLASS_NAMES = {
     "mnist": [str(d) for d in range(10)],
@@ -123,23 +135,70 @@ def mirror_file(relpath: str) -> Path | None:
     if root is None or not (root / relpath).is_file():
         return None
     path = root / relpath
-    expected = MIRROR_SHA256.get(relpath)
-    if expected is not None and sha256(path) != expected:
+    expected = next((src.mirror_sha256 for src in sources().values()
+                     if src.mirror == relpath), None)
+    if expected and sha256(path) != expected:
         raise ChecksumError(
             f"{path} does not match its SHA-256 ({expected[:12]}...): the "
             "mirror copy is damaged. Restore it from the original mirror.")
     return path
 
 
-def _unavailable(name: str, relpath: str, error: Exception) -> None:
+def _source(key: str) -> Source:
+    if key not in sources():
+        raise ValueError(f"key must be one of the {len(sources())} files of "
+                         f"{SOURCES_FILE.name}, got {key!r}")
+    return sources()[key]
+
+
+def _download(src: Source, cache_subdir: str = "datasets") -> Path:
+    """`keras.utils.get_file` of the canonical URL: hash-checked, in Keras's cache."""
+    import keras
+
     root = mirror_root()
-    looked = (f"{root / relpath} (not there)" if root
-              else f"no mirror ({MIRROR_ENV} is unset)")
-    raise DataUnavailableError(
-        f"Cannot load {name!r}: looked for {looked}, and Keras could not "
-        f"download it ({type(error).__name__}: {error}). Fix: connect to the "
-        "internet once (Keras keeps the file in ~/.keras/datasets), or set "
-        f"{MIRROR_ENV} to a folder that holds {relpath}.") from None
+    try:
+        return Path(keras.utils.get_file(
+            fname=Path(src.url).name, origin=src.url, cache_subdir=cache_subdir,
+            file_hash=src.sha256 or None))
+    except Exception as error:  # Keras raises bare Exception offline
+        looked = (f"{root / src.mirror} is not there" if root and src.mirror
+                  else f"{MIRROR_ENV} is set to a folder without it" if root
+                  else f"no mirror ({MIRROR_ENV} is unset)")
+        raise DataUnavailableError(
+            f"Cannot load {src.key!r} from {src.url} ({type(error).__name__}: "
+            f"{error}); {looked}. Fix: connect to the internet once (Keras keeps "
+            f"the file in its cache), or set {MIRROR_ENV} to a folder that holds "
+            f"{src.mirror or 'it'}.") from None
+
+
+def fetch(key: str, cache_subdir: str = "datasets") -> Path:
+    """The local path of external file `key` (a row of `sources()`): the
+    mirror's checked copy when a mirror holds it, else the canonical download."""
+    src = _source(key)
+    if src.member:
+        raise ValueError(f"key {key!r} is a member of an archive: use fetch_bytes")
+    local = mirror_file(src.mirror) if src.mirror else None
+    return local or _download(src, cache_subdir)
+
+
+def fetch_bytes(key: str) -> bytes:
+    """The bytes of external file `key`, from the mirror, the canonical file, or
+    the canonical archive that holds it, checked against their SHA-256."""
+    src = _source(key)
+    local = mirror_file(src.mirror) if src.mirror else None
+    if local is not None:
+        return local.read_bytes()
+    if not src.member:
+        return fetch(key).read_bytes()
+    import zipfile
+
+    archive = next(a for a in sources().values() if a.url == src.url and not a.member)
+    with zipfile.ZipFile(_download(archive)) as z:
+        data = z.read(src.member)
+    if hashlib.sha256(data).hexdigest() != src.sha256:
+        raise ChecksumError(f"{src.member} in {src.url} does not match its SHA-256 "
+                            f"({src.sha256[:12]}...)")
+    return data
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -152,75 +211,98 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def _mnist_from_mirror(path: Path) -> tuple[Split, Split]:
+def _mnist(path: Path) -> tuple[Split, Split]:
     with np.load(path, allow_pickle=False) as f:
         return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
 
 
-def _fashion_from_mirror(folder: Path) -> tuple[Split, Split]:
+def _fashion_mnist() -> tuple[Split, Split]:
     parts = {}
     for split in ("train", "t10k"):
-        parts[split] = (
-            _read_idx(mirror_file(f"{folder}/{split}-images-idx3-ubyte.gz")),
-            _read_idx(mirror_file(f"{folder}/{split}-labels-idx1-ubyte.gz")))
+        parts[split] = tuple(_read_idx(fetch(f"fashion_mnist/{split}-{kind}-ubyte.gz"))
+                             for kind in ("images-idx3", "labels-idx1"))
     return parts["train"], parts["t10k"]
 
 
-def _cifar10_from_mirror(path: Path) -> tuple[Split, Split]:
-    """Decode the mirror's JPEG tarball once, then load the cached arrays."""
-    cached = cache_dir("data") / f"cifar10-jpg-{MIRROR_SHA256['data/cifar10-jpg.tar.gz'][:12]}.npz"
+def _cached_arrays(name: str, build) -> tuple[Split, Split]:
+    """Arrays decoded once into the cache (`name`.npz), then loaded from it."""
+    cached = cache_dir("data") / f"{name}.npz"
     if not cached.exists():
-        from PIL import Image
-
-        names = CLASS_NAMES["cifar10"]
-        found: dict[str, list] = {"train": [], "test": []}
-        with tarfile.open(path, "r:gz") as tar:
-            for member in tar:
-                parts = Path(member.name).parts
-                if not member.isfile() or len(parts) != 3:
-                    continue
-                split, label, fname = parts
-                pixels = np.asarray(Image.open(
-                    io.BytesIO(tar.extractfile(member).read())).convert("RGB"))
-                found[split].append((names.index(label), fname, pixels))
-        arrays = {}
-        for split, items in found.items():
-            items.sort(key=lambda item: item[:2])  # by class, then file name
-            arrays[f"x_{split}"] = np.stack([item[2] for item in items])
-            arrays[f"y_{split}"] = np.array([item[0] for item in items], np.uint8)
         with atomic_path(cached) as tmp:
-            np.savez(tmp, **arrays)
+            np.savez(tmp, **build())
     with np.load(cached, allow_pickle=False) as f:
         return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
 
 
-_MIRROR = {
-    "mnist": ("data/mnist.npz", _mnist_from_mirror),
-    "fashion_mnist": ("data/fashion-mnist/train-images-idx3-ubyte.gz",
-                      lambda p: _fashion_from_mirror("data/fashion-mnist")),
-    "cifar10": ("data/cifar10-jpg.tar.gz", _cifar10_from_mirror),
+def _cifar10_jpeg(path: Path) -> dict[str, np.ndarray]:
+    """The mirror's JPEG tarball, decoded: by class, then file name."""
+    from PIL import Image
+
+    names = CLASS_NAMES["cifar10"]
+    found: dict[str, list] = {"train": [], "test": []}
+    with tarfile.open(path, "r:gz") as tar:
+        for member in tar:
+            parts = Path(member.name).parts
+            if not member.isfile() or len(parts) != 3:
+                continue
+            split, label, fname = parts
+            pixels = np.asarray(Image.open(
+                io.BytesIO(tar.extractfile(member).read())).convert("RGB"))
+            found[split].append((names.index(label), fname, pixels))
+    arrays = {}
+    for split, items in found.items():
+        items.sort(key=lambda item: item[:2])
+        arrays[f"x_{split}"] = np.stack([item[2] for item in items])
+        arrays[f"y_{split}"] = np.array([item[0] for item in items], np.uint8)
+    return arrays
+
+
+def _cifar10_batches(path: Path) -> dict[str, np.ndarray]:
+    """The original `cifar-10-python.tar.gz`: pickled batches, read with
+    Keras's restricted unpickler (numpy arrays only)."""
+    from keras.src.datasets.cifar import load_batch
+
+    parts: dict[str, list] = {"train": [], "test": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(path, "r:gz") as tar:
+            tar.extractall(tmp, filter="data")
+        for batch in sorted(Path(tmp).rglob("*_batch*")):
+            if batch.name == "batches.meta":
+                continue
+            x, y = load_batch(batch)
+            parts["test" if batch.name == "test_batch" else "train"].append(
+                (np.asarray(x).transpose(0, 2, 3, 1), np.asarray(y, np.uint8)))
+    return {f"{k}_{split}": np.concatenate([p[i] for p in items])
+            for split, items in parts.items() for i, k in enumerate(("x", "y"))}
+
+
+def _cifar10() -> tuple[Split, Split]:
+    src = _source("cifar10")
+    local = mirror_file(src.mirror)
+    if local is not None:
+        return _cached_arrays(f"cifar10-jpg-{src.mirror_sha256[:12]}",
+                              lambda: _cifar10_jpeg(local))
+    path = fetch("cifar10")
+    return _cached_arrays(f"cifar10-{src.sha256[:12]}", lambda: _cifar10_batches(path))
+
+
+_LOADERS = {
+    "mnist": ("mnist", lambda: _mnist(fetch("mnist"))),
+    "fashion_mnist": ("fashion_mnist/train-images-idx3-ubyte.gz", _fashion_mnist),
+    "cifar10": ("cifar10", _cifar10),
 }
 
 
 def source(name: str) -> str:
-    """Where `load_dataset(name)` reads from: 'mirror' or 'keras'."""
-    return "mirror" if mirror_file(_MIRROR[_check_name(name)][0]) else "keras"
+    """Where `load_dataset(name)` reads from: 'mirror' or 'download'."""
+    src = _source(_LOADERS[_check_name(name)][0])
+    return "mirror" if mirror_file(src.mirror) else "download"
 
 
 def load_dataset(name: str) -> tuple[Split, Split]:
-    """`(x_train, y_train), (x_test, y_test)` of `name` as uint8 arrays."""
-    relpath, from_mirror = _MIRROR[_check_name(name)]
-    path = mirror_file(relpath)
-    if path is not None:
-        (x_train, y_train), (x_test, y_test) = from_mirror(path)
-    else:
-        import keras
-
-        try:
-            (x_train, y_train), (x_test, y_test) = getattr(
-                keras.datasets, name).load_data()
-        except Exception as error:  # Keras raises bare Exception offline
-            _unavailable(name, relpath, error)
+    """`(x_train, y_train), (x_test, y_test)` of `name` as uint8 arrays: from the
+    mirror when one is set, else from the canonical files (see `sources()`)."""
+    (x_train, y_train), (x_test, y_test) = _LOADERS[_check_name(name)][1]()
     return ((np.asarray(x_train, np.uint8), np.asarray(y_train, np.uint8).ravel()),
             (np.asarray(x_test, np.uint8), np.asarray(y_test, np.uint8).ravel()))
 
@@ -253,9 +335,6 @@ def sample(labels: np.ndarray, n: int, seed: int = 0,
 
 # --- ImageNet: class index and photos --------------------------------------
 
-CLASS_INDEX_URL = ("https://storage.googleapis.com/download.tensorflow.org/"
-                   "data/imagenet_class_index.json")
-CLASS_INDEX_MD5 = "c2c37ea517e94d9795004a39431a14cb"
 SKIMAGE_PHOTOS = {  # scikit-image's sample photos, standing in for COCO scenes
     "chelsea": "cat", "coffee": "coffee cup", "astronaut": "astronaut",
     "rocket": "rocket", "stereo_motorcycle": "motorcycle",
@@ -279,15 +358,18 @@ def imagenet_class_index() -> list[tuple[str, str]]:
     """
     import json
 
-    import keras
+    src = _source("imagenet_class_index")
+    local = mirror_file(src.mirror)
+    if local is None:
+        path = _download(src, cache_subdir="models")
+    else:  # copied into Keras's cache, where decode_predictions looks for it
+        home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+        path = home / "models" / Path(src.url).name
+        if not path.is_file() or sha256(path) != src.sha256:
+            import shutil
 
-    local = mirror_file("data/imagenet/imagenet_class_index.json")
-    origin = local.as_uri() if local else CLASS_INDEX_URL
-    try:
-        path = keras.utils.get_file("imagenet_class_index.json", origin,
-                                    cache_subdir="models", file_hash=CLASS_INDEX_MD5)
-    except Exception as error:  # Keras raises bare Exception offline
-        _unavailable("imagenet_class_index", "data/imagenet/imagenet_class_index.json", error)
+            with atomic_path(path) as tmp:
+                shutil.copyfile(local, tmp)
     index = json.loads(Path(path).read_text())
     return [tuple(index[str(i)]) for i in range(len(index))]
 
@@ -299,39 +381,36 @@ def _read_rgb(path: Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def photos(sources: tuple[str, ...] = ("skimage", "val20", "imagenet50")) -> list[Photo]:
-    """Real photos with their ImageNet label where one is known."""
-    unknown = set(sources) - {"skimage", "val20", "imagenet50"}
+def photos(groups: tuple[str, ...] = ("skimage", "val20", "imagenet50")) -> list[Photo]:
+    """Real photos with their ImageNet label where one is known: scikit-image's
+    samples, the 20 ImageNet validation photos of `val20`, SHAP's `imagenet50`."""
+    unknown = set(groups) - {"skimage", "val20", "imagenet50"}
     if unknown:
-        raise ValueError(f"sources must be among 'skimage', 'val20', 'imagenet50', "
+        raise ValueError(f"groups must be among 'skimage', 'val20', 'imagenet50', "
                          f"got {sorted(unknown)}")
     import skimage.data
+    from PIL import Image
 
     found = []
-    if "skimage" in sources:
+    if "skimage" in groups:
         found += [Photo(name, getattr(skimage.data, name)()[..., :3]
                         if name != "stereo_motorcycle"
                         else skimage.data.stereo_motorcycle()[0], None,
                         f"scikit-image ({what})")
                   for name, what in SKIMAGE_PHOTOS.items()]
-    root = mirror_root()
     wnids = ({wnid: i for i, (wnid, _) in enumerate(imagenet_class_index())}
-             if "imagenet50" in sources and root else {})
-    for source in ("val20", "imagenet50"):
-        if source not in sources:
+             if "imagenet50" in groups else {})
+    for group in ("val20", "imagenet50"):
+        if group not in groups:
             continue
-        if root is None:
-            import warnings
-
-            warnings.warn(f"the {source!r} photos come from the data mirror; "
-                          f"set {MIRROR_ENV} to include them", stacklevel=2)
-            continue
-        for path in sorted((root / "data" / "imagenet" / source).glob("*.jpg")):
-            if source == "val20":  # imagenet_NN_CLASS.jpg
-                label = int(path.stem.rsplit("_", 1)[1])
+        for key in sorted(k for k in sources() if k.startswith(f"{group}/")):
+            image = np.asarray(Image.open(io.BytesIO(fetch_bytes(key))).convert("RGB"))
+            stem = Path(key).stem
+            if group == "val20":  # imagenet_NN_CLASS.jpg
+                label = int(stem.rsplit("_", 1)[1])
             else:  # sim_WNID_N.jpg: only 7 of the WordNet ids are ImageNet classes
-                label = wnids.get(path.stem.split("_")[1])
-            found.append(Photo(path.stem, _read_rgb(path), label, f"ImageNet {source}"))
+                label = wnids.get(stem.split("_")[1])
+            found.append(Photo(stem, image, label, f"ImageNet {group}"))
     return found
 
 
