@@ -39,6 +39,19 @@ def test_notebook_is_in_sync_and_has_no_outputs(chapter):
     assert not any(c.get("outputs") for c in nb["cells"]), "commit without outputs"
 
 
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_first_cell_installs_the_package_where_it_is_missing(chapter):
+    """Colab opens the bare notebook: its first cell must install `helpers`
+    from this repository (hidden in the site)."""
+    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    first = next(c for c in jupytext.read(chapter).cells if c.cell_type == "code")
+    assert "remove-cell" in first.metadata.get("tags", [])
+    assert 'find_spec("helpers") is None' in first.source
+    owner_repo = repo.removeprefix("https://github.com/")
+    assert "git+https://github.com/" in first.source
+    assert owner_repo in first.source.replace('"\n', "").replace('"', "").replace(" ", "")
+
+
 def test_every_chapter_is_in_the_toc():
     listed = set(toc_files())
     assert {f"book/{p.stem}" for p in CHAPTERS} <= listed
