@@ -588,6 +588,20 @@ def _validate_inputs(model: keras.Model, inputs) -> np.ndarray:
     return inputs.astype(np.float32)
 
 
+def _pixel_range(value, channels: int) -> tuple:
+    """`(black, white)`: two numbers, or two arrays of one value per channel."""
+    try:
+        low, high = (np.asarray(v, np.float32) for v in value)
+    except (TypeError, ValueError):
+        low = high = None
+    if (low is None or low.shape not in ((), (channels,)) or high.shape != low.shape
+            or not np.all(high > low)):
+        raise ValueError(f"pixel_range must be (black, white): two numbers, or two "
+                         f"arrays of {channels} values (one per channel), black below "
+                         f"white, got {value!r}")
+    return (float(low), float(high)) if low.ndim == 0 else (low, high)
+
+
 def _progress(iterable, total: int, desc: str, show: bool | None):
     import sys
 
@@ -768,7 +782,10 @@ def explain(model: keras.Model, inputs: np.ndarray, method: str, targets=None,
                          f"{method!r}; it takes {sorted(OPTIONS[method]) or 'none'}")
     inputs = _validate_inputs(model, inputs)
     settings = {**OPTIONS[method], **options}
-    low, high = low_high or (float(min(0.0, inputs.min())), float(max(1.0, inputs.max())))
+    if low_high is None:
+        low, high = float(min(0.0, inputs.min())), float(max(1.0, inputs.max()))
+    else:
+        low, high = _pixel_range(low_high, inputs.shape[-1])
     start = time.perf_counter()
     predicted = targets is None
     targets = _targets(model, inputs, targets)

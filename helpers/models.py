@@ -5,6 +5,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, NamedTuple
 
 import keras
@@ -140,6 +141,37 @@ class ImageNetClassifier:
     shap_layer: str      # where Gradient SHAP starts (see SHAP_LAYERS)
     note: str            # which model this build used, and why
 
+    @property
+    def black(self) -> np.ndarray:
+        """A black pixel in the model's input space, per channel (MobileNet:
+        -1; VGG19's caffe preprocessing: minus the ImageNet mean, in BGR)."""
+        return PREPROCESS[self.name](np.zeros((1, 1, 1, 3), np.float32))[0, 0, 0]
+
+    @property
+    def white(self) -> np.ndarray:
+        """A white pixel in the model's input space, per channel."""
+        return PREPROCESS[self.name](np.full((1, 1, 1, 3), 255, np.float32))[0, 0, 0]
+
+    @property
+    def reading_note(self) -> str:
+        """Empty for the model the book's readings were made on (MobileNet);
+        else a sentence saying that the readings may not hold for this one."""
+        if self.name == "mobilenet":
+            return ""
+        return (f"(This build used {self.title}: the readings in this chapter were "
+                "made on the MobileNet stand-in's maps and may not hold for the "
+                "maps shown here.)")
+
+    def grid(self, layer: str) -> str:
+        """A layer's spatial grid, as "h × w"."""
+        h, w = self.model.get_layer(layer).output.shape[1:3]
+        return f"{h} × {w}"
+
+    @property
+    def pixel_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """`(black, white)`: what `explain(..., pixel_range=)` takes for photos."""
+        return self.black, self.white
+
     def prepare(self, photos: np.ndarray | list[np.ndarray]) -> np.ndarray:
         """RGB uint8 photo(s), any size, to a preprocessed model batch."""
         from .data import fit_photo
@@ -182,11 +214,28 @@ GRADCAM_LAYERS = {"vgg19": "block5_conv4", "mobilenet": "conv_pw_13_relu"}
 TITLES = {"vgg19": "VGG19", "mobilenet": "MobileNet v1 0.75 (224 px)"}
 
 
-def _load_vgg19() -> keras.Model:
-    return keras.applications.VGG19(weights="imagenet")
+VGG19_WEIGHTS_ENV = "XAI_BOOK_VGG19_WEIGHTS"
 
 
-def _load_mobilenet() -> keras.Model:
+def _load_vgg19(weights: str | Path | None = None) -> keras.Model:
+    """VGG19 with ImageNet weights: from a local weights file (`weights`, or
+    the file XAI_BOOK_VGG19_WEIGHTS names; Keras's `.h5` or `.weights.h5`),
+    else Keras's download."""
+    import os
+
+    weights = weights or os.environ.get(VGG19_WEIGHTS_ENV) or None
+    if weights is None:
+        return keras.applications.VGG19(weights="imagenet")
+    path = Path(weights).expanduser()
+    if not path.is_file() or not path.name.endswith((".h5", ".weights.h5")):
+        raise ValueError(f"vgg19_weights (or {VGG19_WEIGHTS_ENV}) must name a Keras "
+                         f"weights file (.h5 or .weights.h5), got {str(weights)!r}")
+    model = keras.applications.VGG19(weights=None)
+    model.load_weights(path)
+    return model
+
+
+def _load_mobilenet(weights: None = None) -> keras.Model:
     from .data import mirror_file
 
     path = mirror_file("models/mobilenet_v1_0.75_224_imagenet.keras")
@@ -198,16 +247,22 @@ def _load_mobilenet() -> keras.Model:
 LOADERS = {"vgg19": _load_vgg19, "mobilenet": _load_mobilenet}
 
 
-def imagenet_classifier(prefer: tuple[str, ...] = ("vgg19", "mobilenet")
-                        ) -> ImageNetClassifier:
-    """The first of `prefer` whose ImageNet weights can be had, and why."""
+def imagenet_classifier(prefer: tuple[str, ...] = ("vgg19", "mobilenet"),
+                        vgg19_weights: str | Path | None = None) -> ImageNetClassifier:
+    """The first of `prefer` whose ImageNet weights can be had, and why.
+
+    VGG19's come from `vgg19_weights` (or the file XAI_BOOK_VGG19_WEIGHTS
+    names) when given, else from Keras's download.
+    """
     if isinstance(prefer, str) or not prefer or set(prefer) - set(LOADERS):
         raise ValueError(f"prefer must be a non-empty tuple of names from "
                          f"{list(LOADERS)}, got {prefer!r}")
     failed = []
     for name in prefer:
         try:
-            model = LOADERS[name]()
+            model = LOADERS[name](vgg19_weights if name == "vgg19" else None)
+        except ValueError:
+            raise
         except Exception as error:  # offline: Keras raises bare Exception
             reason = str(error).splitlines()[0].split(" -- ")[-1][:120]
             failed.append(f"{TITLES[name]}'s weights could not be had ({reason})")
@@ -221,3 +276,61 @@ def imagenet_classifier(prefer: tuple[str, ...] = ("vgg19", "mobilenet")
 
     raise DataUnavailableError("No ImageNet classifier could be loaded: "
                                + "; ".join(failed))
+
+
+# --- What a model call costs, for estimates and budgets ---------------------
+
+class CallCost(NamedTuple):
+    """Seconds per image on this machine: a forward pass, a forward + backward."""
+
+    forward: float
+    gradient: float
+
+
+ARCHITECTURES_224 = {
+    "vgg19": lambda: keras.applications.VGG19(weights=None),
+    "mobilenet": lambda: keras.applications.MobileNet(alpha=0.75, weights=None),
+}
+
+
+def call_cost(name: str, batch: int = 8) -> CallCost:
+    """Per-image cost of ImageNet model `name` ("vgg19" or "mobilenet") on this
+    machine, compiled, at `batch` images a call. Random weights do the same
+    arithmetic as ImageNet's, so VGG19's cost is known without its weights.
+    Measured once per machine and cached."""
+    from . import machine
+    from .explain import forward, score_gradients
+
+    if name not in ARCHITECTURES_224:
+        raise ValueError(f"name must be one of {list(ARCHITECTURES_224)}, got {name!r}")
+    key = hashlib.sha256(f"{machine()} {batch}".encode()).hexdigest()[:12]
+    path = cache_dir("costs") / f"{name}-{key}.json"
+    if path.exists():
+        return CallCost(**json.loads(path.read_text()))
+    model = ARCHITECTURES_224[name]()
+    x = tf.constant(np.random.default_rng(0).random((batch, 224, 224, 3), np.float32))
+    targets = tf.zeros(batch, tf.int64)
+    run, grad = forward(model), score_gradients(model)
+    run(x), grad(x, targets)  # compile
+    times = []
+    for call in (lambda: run(x), lambda: grad(x, targets)):
+        best = float("inf")
+        for _ in range(2):
+            start = time.perf_counter()
+            call()
+            best = min(best, time.perf_counter() - start)
+        times.append(best / batch)
+    cost = CallCost(*times)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(cost._asdict()))
+    return cost
+
+
+def samples_within(wanted: int, seconds: float, per_sample: float,
+                   step: int = 100) -> int:
+    """`wanted` samples, or fewer (a multiple of `step`, at least `step`) when
+    they would take longer than `seconds` at `per_sample` seconds each."""
+    if wanted < 1 or seconds <= 0 or per_sample <= 0:
+        raise ValueError("wanted, seconds and per_sample must be positive")
+    affordable = int(seconds / per_sample) // step * step
+    return max(step, min(wanted, affordable))

@@ -1,0 +1,96 @@
+"""VGG19 ready for the day its weights can be had: a local weights file (Keras's
+`.weights.h5` or legacy `.h5`), black in its input space, and every photo method
+through that route. Random weights stand in for ImageNet's (548 MB, offline)."""
+from __future__ import annotations
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+import helpers
+from helpers.data import fit_photo, photos
+from helpers.explain import gradient_shap
+from helpers.models import imagenet_classifier
+
+
+@pytest.fixture(scope="module")
+def vgg19_files(tmp_path_factory):
+    from keras.src.legacy.saving import legacy_h5_format
+
+    keras.utils.set_random_seed(0)
+    model = keras.applications.VGG19(weights=None)
+    folder = tmp_path_factory.mktemp("vgg19")
+    new, legacy = folder / "random.weights.h5", folder / "random.h5"
+    model.save_weights(new)
+    with h5py.File(legacy, "w") as f:  # the layout of Keras's own download
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    kernel = model.get_layer("block5_conv4").get_weights()[0]
+    yield kernel, new, legacy
+    new.unlink()
+    legacy.unlink()
+
+
+@pytest.fixture(scope="module")
+def vgg19(vgg19_files):
+    return imagenet_classifier(vgg19_weights=vgg19_files[1])
+
+
+def test_a_weights_file_loads_as_vgg19(vgg19, vgg19_files):
+    assert vgg19.name == "vgg19" and vgg19.note == "This build used VGG19."
+    np.testing.assert_array_equal(
+        vgg19.model.get_layer("block5_conv4").get_weights()[0], vgg19_files[0])
+
+
+def test_the_environment_variable_takes_a_legacy_h5(vgg19_files, monkeypatch):
+    monkeypatch.setenv("XAI_BOOK_VGG19_WEIGHTS", str(vgg19_files[2]))
+    classifier = imagenet_classifier()
+    assert classifier.name == "vgg19"
+    np.testing.assert_array_equal(
+        classifier.model.get_layer("block5_conv4").get_weights()[0], vgg19_files[0])
+
+
+def test_a_missing_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"vgg19_weights \(or XAI_BOOK_VGG19_WEIGHTS\) "
+                                         r"must name a Keras weights file"):
+        imagenet_classifier(vgg19_weights=tmp_path / "nothing.h5")
+
+
+def test_black_is_black_in_vgg19s_input_space(vgg19):
+    np.testing.assert_allclose(vgg19.black, [-103.939, -116.779, -123.68], atol=1e-3)
+    black = vgg19.prepare(np.zeros((224, 224, 3), np.uint8))
+    np.testing.assert_allclose(black, np.broadcast_to(vgg19.black, black.shape))
+    white = vgg19.prepare(np.full((224, 224, 3), 255, np.uint8))
+    np.testing.assert_allclose(white[0, 0, 0], vgg19.white)
+    assert vgg19.reading_note.startswith("(This build used VGG19")
+    assert vgg19.grid(vgg19.gradcam_layer) == "14 × 14"
+
+
+SMALL = {
+    "saliency": {}, "gradcam": {}, "integrated_gradients": {"steps": 4},
+    "gradient_shap": {"nsamples": 4}, "lime": {"num_samples": 20},
+    "occlusion": {"window": 56}, "deep_shap": {},
+    "anchors": {"segmentation": "slic", "segment_options": {"n_segments": 8},
+                "threshold": 0.5},
+}
+
+
+@pytest.mark.parametrize("method", helpers.METHODS)
+def test_every_method_runs_on_vgg19(vgg19, method):
+    cat, coffee = (fit_photo(p.image) for p in photos(("skimage",))[:2])
+    inputs = vgg19.prepare(coffee)
+    options = {**SMALL[method], "pixel_range": vgg19.pixel_range}
+    if method == "gradcam":
+        options["layer"] = vgg19.gradcam_layer
+    if method in ("gradient_shap", "deep_shap"):
+        options["background"] = vgg19.prepare(cat)
+    result = helpers.explain(vgg19.model, inputs, method, **options)
+    assert result.maps.shape == (1, 224, 224) and np.isfinite(result.maps).all()
+    assert method == "anchors" or np.abs(result.maps).max() > 0
+
+
+def test_gradient_shap_at_vgg19s_tutorial_layer(vgg19):
+    cat, coffee = (fit_photo(p.image) for p in photos(("skimage",))[:2])
+    result = gradient_shap(vgg19.model, vgg19.shap_layer, vgg19.prepare(coffee),
+                           vgg19.prepare(cat), ranked_outputs=1, nsamples=4)
+    assert result.values[0].shape == (1, 56, 56, 256)
