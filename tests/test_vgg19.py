@@ -94,3 +94,26 @@ def test_gradient_shap_at_vgg19s_tutorial_layer(vgg19):
     result = gradient_shap(vgg19.model, vgg19.shap_layer, vgg19.prepare(coffee),
                            vgg19.prepare(cat), ranked_outputs=1, nsamples=4)
     assert result.values[0].shape == (1, 56, 56, 256)
+
+
+def test_call_costs_are_measured_once_and_vgg19_costs_more(private_cache):
+    from helpers.models import call_cost
+
+    vgg19, mobilenet = call_cost("vgg19"), call_cost("mobilenet")
+    assert 0 < mobilenet.forward < mobilenet.gradient
+    assert vgg19.forward > 5 * mobilenet.forward  # ~20 GFLOPs against ~0.3
+    assert call_cost("vgg19") == vgg19  # cached for this machine
+    assert len(list((private_cache / "costs").glob("*.json"))) == 2
+    with pytest.raises(ValueError, match="name must be one of"):
+        call_cost("resnet50")
+
+
+def test_samples_within_a_time_budget():
+    from helpers.models import samples_within
+
+    assert samples_within(1000, seconds=600, per_sample=0.01) == 1000
+    assert samples_within(1000, seconds=600, per_sample=1.0) == 600
+    assert samples_within(1000, seconds=600, per_sample=1.7) == 300
+    assert samples_within(1000, seconds=10, per_sample=1.0) == 100  # at least one step
+    with pytest.raises(ValueError, match="must be positive"):
+        samples_within(1000, seconds=0, per_sample=1.0)
