@@ -130,9 +130,12 @@ def run(n_images: int = 8) -> tuple[list[dict], list[dict]]:
 def deep_shap_agreement(sizes: tuple[int, ...] = (100, 1000),
                         datasets: tuple[str, ...] = ("cifar10", "fashion_mnist"),
                         n_images: int = 10) -> list[dict]:
-    """Deep SHAP under two random backgrounds, on the logit and on the probability:
-    one test image per class, Spearman of |map| of the predicted class."""
+    """Deep SHAP under two random backgrounds: one test image per class,
+    Spearman of |map| of the predicted class, for three explained outputs —
+    the probability through shap's softmax rule, the same probability written
+    as exp / sum (shap's generic rules), and the logit."""
     from .evaluate import background_agreement, softmax_factors
+    from .explain import exp_softmax_model
 
     rows = []
     for dataset in datasets:
@@ -141,10 +144,14 @@ def deep_shap_agreement(sizes: tuple[int, ...] = (100, 1000),
         pick = np.array([np.flatnonzero(y_test == c)[0] for c in range(n_images)])
         images, pool = preprocess(x_test[pick]), preprocess(x_train[:20_000])
         factors = np.abs(softmax_factors(model, images, pool[:1000]))
-        for score in ("probability", "logit"):
+        outputs = {"probability (Softmax op)": (model, "probability"),
+                   "probability (exp / sum)": (exp_softmax_model(model), "probability"),
+                   "logit": (model, "logit")}
+        for name, (explained, score) in outputs.items():
             for size in sizes:
-                found = background_agreement(model, images, pool, size, score=score)
-                rows.append({"dataset": dataset, "score": score, "background": size,
+                found = background_agreement(explained, images, pool, size, score=score)
+                rows.append({"dataset": dataset, "explained output": name,
+                             "background": size,
                              "rank correlation": float(found.rank_correlation.mean()),
                              "lowest": float(found.rank_correlation.min()),
                              "largest total ratio": float(found.total_ratio.max()),
