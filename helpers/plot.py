@@ -22,11 +22,8 @@ def _check_batch(name: str, array: np.ndarray, ranks: tuple[int, ...]) -> np.nda
     return array
 
 
-def shap_grid(values: np.ndarray, images: np.ndarray,
-              labels: list[str] | np.ndarray, true_labels: list[str] | None = None) -> Figure:
-    """`shap.image_plot`: a row per image, a column per class, red + / blue -."""
-    import shap
-
+def _check_grid(values, images, labels, true_labels):
+    """SHAP values `(n, H, W, C, k)`, images `(n, H, W, C)`, k labels (or n x k)."""
     values = _check_batch("values", values, (5,))
     images = _check_batch("images", images, (4,))
     n, k = values.shape[0], values.shape[-1]
@@ -39,6 +36,16 @@ def shap_grid(values: np.ndarray, images: np.ndarray,
                          f"got {labels.shape[-1]}")
     if true_labels is not None and len(true_labels) != n:
         raise ValueError(f"true_labels must have {n} entries, got {len(true_labels)}")
+    return values, images, labels
+
+
+def shap_grid(values: np.ndarray, images: np.ndarray,
+              labels: list[str] | np.ndarray, true_labels: list[str] | None = None) -> Figure:
+    """`shap.image_plot`: a row per image, a column per class, red + / blue -."""
+    import shap
+
+    values, images, labels = _check_grid(values, images, labels, true_labels)
+    n, k = values.shape[0], values.shape[-1]
     # A list of per-class maps: the 5-D array would silently draw one column.
     shap.image_plot([values[..., c] for c in range(k)], images,
                     labels=np.broadcast_to(labels, (n, k)), true_labels=true_labels,
@@ -58,15 +65,9 @@ def shap_rows(values: np.ndarray, images: np.ndarray, labels: np.ndarray,
     99.9th percentile of |value|), applied row by row."""
     from shap.plots.colors import red_transparent_blue
 
-    values = _check_batch("values", values, (5,))
-    images = _check_batch("images", images, (4,))
+    values, images, labels = _check_grid(values, images, labels, true_labels)
     n, k = values.shape[0], values.shape[-1]
-    if images.shape != values.shape[:-1]:
-        raise ValueError(f"images must have shape {values.shape[:-1]} to match "
-                         f"values {values.shape}, got {images.shape}")
-    labels = np.broadcast_to(np.asarray(labels), (n, k))
-    if true_labels is not None and len(true_labels) != n:
-        raise ValueError(f"true_labels must have {n} entries, got {len(true_labels)}")
+    labels = np.broadcast_to(labels, (n, k))
     maps = values.sum(axis=3)  # over colour channels, as shap.image_plot does
     fig, axes = plt.subplots(n, k + 1, squeeze=False,
                              figsize=(COLUMN_INCHES * (k + 1.6), n * (COLUMN_INCHES + 0.75)))
