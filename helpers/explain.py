@@ -295,6 +295,10 @@ def grad_cam(model: keras.Model, inputs: np.ndarray, targets=None,
 
     inputs = _check_images("inputs", inputs, model)
     layer = layer or gradcam_layer(model)
+    names = [each.name for each in model.layers]
+    if layer not in names:
+        raise ValueError(f"layer must name a layer of the model ({', '.join(names[:6])}"
+                         f"{', ...' if len(names) > 6 else ''}), got {layer!r}")
     targets = _targets(model, inputs, targets)
     _, maps, grads = score_gradients(model, layer)(inputs, targets)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)

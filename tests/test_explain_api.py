@@ -105,6 +105,7 @@ BAD = [  # (inputs, method, targets, options, message)
     ("ok", "integrated_gradients", None, {"baseline": np.zeros(3)}, "baseline must have shape"),
     ("ok", "gradient_shap", None, {}, "needs background="),
     ("ok", "deep_shap", None, {"background": np.zeros((4, 28, 28))}, "background must be a non-empty batch"),
+    ("ok", "gradcam", None, {"layer": "no_such_layer"}, "layer must name a layer of the model"),
     ("ok", "anchors", None, {"segmentation": "watershed"}, "segmentation must be one of"),
 ]
 
@@ -129,7 +130,7 @@ def test_gradcam_without_a_convolutional_layer():
 # Every documented option of every method, with a value other than its default,
 # and the options it needs to matter (n_noise and seed act on noise baselines).
 OPTION_VALUES = {
-    "gradcam": {"layer": "conv2d"},
+    "gradcam": {"layer": "first conv"},  # the model's first Conv2D, by name
     "integrated_gradients": {"steps": 4, "baseline": "blur", "rule": "riemann_left",
                              "batch_size": 3, "sigma": (2.0, {"baseline": "blur"}),
                              "n_noise": (2, {"baseline": "noise"}),
@@ -171,6 +172,9 @@ def test_each_option_passes_through_explain(small_model, fashion_batch, method, 
         else (value, {})
     if isinstance(value, str) and value == "half":
         value = background[:10]
+    if isinstance(value, str) and value == "first conv":
+        value = next(layer.name for layer in small_model.model.layers
+                     if isinstance(layer, keras.layers.Conv2D))
     base = {**FAST.get(method, {}), **needs}
     if method in ("gradient_shap", "deep_shap"):
         base["background"] = background  # required: the option halves it
