@@ -771,9 +771,11 @@ def explain(model: keras.Model, inputs: np.ndarray, method: str, targets=None,
             progress: bool | None = None, **options) -> Attribution:
     """Explain `inputs` (preprocessed, `(n, H, W, C)` or one image) with `method`.
 
-    Options not given take the defaults in `OPTIONS[method]`; `pixel_range`
-    (default: the range of `inputs`) sets what "black" means for the
-    baselines of IG, occlusion and LIME.
+    Options not given take the defaults in `OPTIONS[method]`. `pixel_range`,
+    `(black, white)` in the model's input space (numbers, or one value per
+    channel as `ImageNetClassifier.pixel_range` gives), sets what "black" means
+    for the baselines of IG, occlusion and LIME; default: the range of `inputs`.
+    Deep SHAP explains the logit (`score="logit"`) unless told otherwise.
     """
     import time
 
