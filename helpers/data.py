@@ -236,8 +236,6 @@ def _cached_arrays(name: str, build) -> tuple[Split, Split]:
 
 def _cifar10_jpeg(path: Path) -> dict[str, np.ndarray]:
     """The mirror's JPEG tarball, decoded: by class, then file name."""
-    from PIL import Image
-
     names = CLASS_NAMES["cifar10"]
     found: dict[str, list] = {"train": [], "test": []}
     with tarfile.open(path, "r:gz") as tar:
@@ -246,8 +244,7 @@ def _cifar10_jpeg(path: Path) -> dict[str, np.ndarray]:
             if not member.isfile() or len(parts) != 3:
                 continue
             split, label, fname = parts
-            pixels = np.asarray(Image.open(
-                io.BytesIO(tar.extractfile(member).read())).convert("RGB"))
+            pixels = _read_rgb(io.BytesIO(tar.extractfile(member).read()))
             found[split].append((names.index(label), fname, pixels))
     arrays = {}
     for split, items in found.items():
@@ -374,7 +371,8 @@ def imagenet_class_index() -> list[tuple[str, str]]:
     return [tuple(index[str(i)]) for i in range(len(index))]
 
 
-def _read_rgb(path: Path) -> np.ndarray:
+def _read_rgb(path: Path | io.BytesIO) -> np.ndarray:
+    """An image file (a path, or its bytes in a BytesIO) as RGB uint8 pixels."""
     from PIL import Image
 
     with Image.open(path) as image:
@@ -389,7 +387,6 @@ def photos(groups: tuple[str, ...] = ("skimage", "val20", "imagenet50")) -> list
         raise ValueError(f"groups must be among 'skimage', 'val20', 'imagenet50', "
                          f"got {sorted(unknown)}")
     import skimage.data
-    from PIL import Image
 
     found = []
     if "skimage" in groups:
@@ -404,7 +401,7 @@ def photos(groups: tuple[str, ...] = ("skimage", "val20", "imagenet50")) -> list
         if group not in groups:
             continue
         for key in sorted(k for k in sources() if k.startswith(f"{group}/")):
-            image = np.asarray(Image.open(io.BytesIO(fetch_bytes(key))).convert("RGB"))
+            image = _read_rgb(io.BytesIO(fetch_bytes(key)))
             stem = Path(key).stem
             if group == "val20":  # imagenet_NN_CLASS.jpg
                 label = int(stem.rsplit("_", 1)[1])

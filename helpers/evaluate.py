@@ -173,13 +173,12 @@ def softmax_factors(model: keras.Model, images: np.ndarray, background: np.ndarr
     from .explain import logit_model
 
     logits = logit_model(model)
-    z_x, z_r = (np.concatenate([np.asarray(logits(part[i:i + 500]))
-                                for i in range(0, len(part), 500)])
+    z_x, z_r = (logits.predict(part, batch_size=500, verbose=0)
                 for part in (images, background))
     delta = z_x[:, None, :] - z_r[None, :, :]
     shift = z_x.max(1)[:, None, None] - z_r.max(1)[None, :, None]
-    return np.where(np.abs(delta) < 1e-6, 1.0, (delta - shift) / np.where(
-        np.abs(delta) < 1e-6, 1.0, delta))
+    still = np.abs(delta) < 1e-6  # shap keeps these multipliers as they are
+    return np.where(still, 1.0, (delta - shift) / np.where(still, 1.0, delta))
 
 
 def randomization_check(model: keras.Model, inputs: np.ndarray, method: str,

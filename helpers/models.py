@@ -141,16 +141,20 @@ class ImageNetClassifier:
     shap_layer: str      # where Gradient SHAP starts (see SHAP_LAYERS)
     note: str            # which model this build used, and why
 
+    def _pixel(self, value: float) -> np.ndarray:
+        """A grey pixel of `value` (0-255) in the model's input space, per channel."""
+        return PREPROCESS[self.name](np.full((1, 1, 1, 3), value, np.float32))[0, 0, 0]
+
     @property
     def black(self) -> np.ndarray:
         """A black pixel in the model's input space, per channel (MobileNet:
         -1; VGG19's caffe preprocessing: minus the ImageNet mean, in BGR)."""
-        return PREPROCESS[self.name](np.zeros((1, 1, 1, 3), np.float32))[0, 0, 0]
+        return self._pixel(0)
 
     @property
     def white(self) -> np.ndarray:
         """A white pixel in the model's input space, per channel."""
-        return PREPROCESS[self.name](np.full((1, 1, 1, 3), 255, np.float32))[0, 0, 0]
+        return self._pixel(255)
 
     @property
     def reading_note(self) -> str:
@@ -299,6 +303,7 @@ def call_cost(name: str, batch: int = 8) -> CallCost:
     arithmetic as ImageNet's, so VGG19's cost is known without its weights.
     Measured once per machine and cached."""
     from . import machine
+    from .bench import _best
     from .explain import forward, score_gradients
 
     if name not in ARCHITECTURES_224:
@@ -311,16 +316,9 @@ def call_cost(name: str, batch: int = 8) -> CallCost:
     x = tf.constant(np.random.default_rng(0).random((batch, 224, 224, 3), np.float32))
     targets = tf.zeros(batch, tf.int64)
     run, grad = forward(model), score_gradients(model)
-    run(x), grad(x, targets)  # compile
-    times = []
-    for call in (lambda: run(x), lambda: grad(x, targets)):
-        best = float("inf")
-        for _ in range(2):
-            start = time.perf_counter()
-            call()
-            best = min(best, time.perf_counter() - start)
-        times.append(best / batch)
-    cost = CallCost(*times)
+    # bench's timer: a first call (which compiles), then the best of two.
+    cost = CallCost(_best(lambda: run(x), repeats=2) / batch,
+                    _best(lambda: grad(x, targets), repeats=2) / batch)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(cost._asdict()))
     return cost
