@@ -11,7 +11,7 @@ ifdef XAI_BOOK_MIRROR
 export XAI_BOOK_MIRROR := $(abspath $(XAI_BOOK_MIRROR))
 endif
 
-.PHONY: help install book test sync mnist mnistfashion model shap tb serve bench clean
+.PHONY: help install book test check sync mnist mnistfashion model shap tb serve bench clean
 
 help:
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,6 +29,10 @@ book: install  ## execute every chapter and build the site in _build/html
 
 test: install  ## unit tests, notebook sync check, and the whole book executed
 	$(PY) -m pytest
+
+check: install  ## lint + unit tests, no book build (quick, before a commit)
+	$(BIN)/ruff check helpers tests
+	$(PY) -m pytest -m "not book"
 
 sync: install  ## after editing book/*.md: update the paired notebooks/*.ipynb
 	$(BIN)/jupytext --sync book/*.md

@@ -37,17 +37,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-class _NoShapRetracing:
-    """Drops TensorFlow's retracing warning for shap's own `grad_graph`: shap
-    traces one per explainer and class by design; a reader cannot act on it."""
-
-    @staticmethod
-    def filter(record) -> bool:
-        text = record.getMessage()
-        return not ("triggered tf.function retracing" in text and "grad_graph" in text)
-
-
-tf.get_logger().addFilter(_NoShapRetracing())
+from . import _quiet  # noqa: E402,F401  (filters for library noise)
 
 
 def set_seed(seed: int = 0) -> None:
@@ -89,6 +79,7 @@ def machine() -> str:
 
 from .data import class_names, load_dataset  # noqa: E402
 from .models import train_or_load  # noqa: E402
-from .explain import METHODS, Attribution, explain  # noqa: E402,F811
+from .methods import METHODS, Attribution, explain  # noqa: E402
 
-__all__ = ["set_seed", "Timer", "machine", "explain", "METHODS", "Attribution", "load_dataset", "class_names", "train_or_load"]
+__all__ = ["set_seed", "Timer", "machine", "explain", "METHODS", "Attribution",
+           "load_dataset", "class_names", "train_or_load"]

@@ -6,12 +6,44 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typing import NamedTuple
+
+import keras
+import numpy as np
+
 from . import class_names, load_dataset, train_or_load
-from .data import DATASETS, cache_dir
-from .explain import deep_shap_run
+from .data import DATASETS, cache_dir, preprocess, sample
+from .methods.deep_shap import DeepShap, additivity_error, deep_shap
 from .plot import (figure_to_array, header_over_grid, plot_categories,
                    prediction_titles,
                    save_image, shap_grid)
+
+
+class ShapRun(NamedTuple):
+    """Everything a Deep SHAP figure of one dataset needs."""
+
+    model: keras.Model
+    accuracy: float
+    inputs: np.ndarray
+    labels: np.ndarray
+    probs: np.ndarray
+    shap: DeepShap
+    error: float
+
+
+def deep_shap_run(dataset: str, n_background: int = 100, n_images: int = 5,
+                  seed: int = 0) -> ShapRun:
+    """Train or load the dataset's CNN and explain test images of distinct classes."""
+    trained = train_or_load(dataset)
+    (x_train, y_train), (x_test, y_test) = load_dataset(dataset)
+    background = preprocess(x_train[sample(y_train, n_background, seed)])
+    pick = sample(y_test, n_images, seed, distinct=True)
+    inputs = preprocess(x_test[pick])
+    result = deep_shap(trained.model, background, inputs)
+    error = additivity_error(trained.model, inputs, result)
+    probs = np.asarray(trained.model(inputs))
+    return ShapRun(trained.model, trained.accuracy, inputs, y_test[pick],
+                   probs, result, error)
 
 
 def shap_figures(dataset: str, out: Path) -> None:
@@ -19,7 +51,7 @@ def shap_figures(dataset: str, out: Path) -> None:
     run = deep_shap_run(dataset)
     print(f"additivity error: {run.error:.2e}")
     names = class_names(dataset)
-    grid = shap_grid(run.shap.values, run.images, names,
+    grid = shap_grid(run.shap.values, run.inputs, names,
                      prediction_titles(run.probs, run.labels, names))
     _, (x_test, y_test) = load_dataset(dataset)
     header = plot_categories(x_test, y_test, names, grid=grid)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import functools
 import json
 import time
 from pathlib import Path
@@ -20,8 +19,10 @@ import numpy as np
 from . import explain, load_dataset, machine, train_or_load
 from .data import preprocess, sample
 from .evaluate import rank_correlation
-from .explain import (METHODS, _patched, forward, lime_map, logit_model, rectangles,
-                      score_gradients)
+from .engine import forward, logit_model, score_gradients
+from .methods import METHODS, OPTIONS
+from .methods.base import rectangles
+from .methods.lime import lime_map, no_progress_bar
 
 BATCH_SIZES = (32, 128, 512)
 
@@ -78,7 +79,7 @@ def run(n_images: int = 8) -> tuple[list[dict], list[dict]]:
     rates = floor_rates(model, images)
     rows, found = [], {}
     for method in METHODS:
-        options = {"background": background} if "shap" in method else {}
+        options = {"background": background} if "background" in OPTIONS[method] else {}
         explain(model, images[:1], method, **options)  # warm up
         result = explain(model, images, method, **options)
         found[method] = result
@@ -94,11 +95,10 @@ def run(n_images: int = 8) -> tuple[list[dict], list[dict]]:
     tutorial = []
     # LIME as the tutorials call it: model.predict, LIME's default batch of 10.
     segmenter = lambda im: rectangles(im, (4, 4))  # noqa: E731 (the same work as explain's)
-    quiet = functools.partial(lime_image.tqdm, disable=True)
     start = time.perf_counter()
     maps = []
     for image, target in zip(images, found["lime"].targets):
-        with _patched(lime_image, "tqdm", quiet):
+        with no_progress_bar():
             e = lime_image.LimeImageExplainer(random_state=0).explain_instance(
                 image[..., 0], lambda b: model.predict(b[..., :1], verbose=0),
                 labels=(int(target),), top_labels=None, hide_color=0.0,
@@ -135,7 +135,7 @@ def deep_shap_agreement(sizes: tuple[int, ...] = (100, 1000),
     the probability through shap's softmax rule, the same probability written
     as exp / sum (shap's generic rules), and the logit."""
     from .evaluate import background_agreement, softmax_factors
-    from .explain import exp_softmax_model
+    from .methods.deep_shap import exp_softmax_model
 
     rows = []
     for dataset in datasets:

@@ -7,7 +7,9 @@ import keras
 import numpy as np
 from scipy.stats import spearmanr
 
-from .explain import batch_limit, explain, forward
+from .engine import Engine
+from .methods import explain
+from .methods.deep_shap import deep_shap
 
 
 class Curve(NamedTuple):
@@ -21,7 +23,7 @@ class Curve(NamedTuple):
 def perturbation_curve(model: keras.Model, inputs: np.ndarray, maps: np.ndarray,
                        targets: np.ndarray, mode: str = "deletion",
                        baseline: float = 0.0, steps: int = 20,
-                       batch_size: int = 256) -> Curve:
+                       engine: Engine | None = None) -> Curve:
     """Deletion: set the most-attributed pixels to `baseline` first.
 
     Insertion: start from an all-`baseline` image and restore them first.
@@ -32,23 +34,27 @@ def perturbation_curve(model: keras.Model, inputs: np.ndarray, maps: np.ndarray,
     n, h, w = maps.shape
     if inputs.shape[:3] != (n, h, w):
         raise ValueError(f"maps must have shape {inputs.shape[:3]}, got {maps.shape}")
+    engine = engine or Engine(model)
     fractions = np.linspace(0, 1, steps + 1)
     order = np.argsort(-maps.reshape(n, -1), axis=1, kind="stable")
-    batch = []
-    for i in range(n):
-        for f in fractions:
-            changed = np.zeros(h * w, bool)
-            changed[order[i, :int(round(f * h * w))]] = True
-            changed = changed.reshape(h, w, 1)
-            if mode == "deletion":
-                batch.append(np.where(changed, baseline, inputs[i]))
-            else:
-                batch.append(np.where(changed, inputs[i], baseline))
-    batch = np.asarray(batch, np.float32)
-    step = min(batch_size, batch_limit(batch.shape[1:]))
-    probs = np.concatenate([forward(model)(batch[k:k + step]).numpy()
-                            for k in range(0, len(batch), step)])
-    scores = probs.reshape(n, steps + 1, -1)[np.arange(n), :, targets]
+    # rank[i, p]: the step at which pixel p of image i changes.
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(h * w)[None], axis=1)
+    counts = np.round(fractions * h * w).astype(int)
+    baseline = np.asarray(baseline, np.float32)
+    scores = np.zeros((n, steps + 1), np.float32)
+    # Images per round: their perturbed copies fill about one model call.
+    step = max(1, engine.batch_size // (steps + 1))
+    for start in range(0, n, step):
+        part = slice(start, start + step)
+        changed = rank[part, None, :] < counts[None, :, None]
+        changed = changed.reshape(-1, steps + 1, h, w, 1)
+        image = inputs[part, None]
+        batch = (np.where(changed, baseline, image) if mode == "deletion"
+                 else np.where(changed, image, baseline))
+        scores[part] = engine.target_scores(
+            batch.reshape(-1, *inputs.shape[1:]),
+            np.repeat(targets[part], steps + 1)).reshape(-1, steps + 1)
     auc = (scores[:, 1:] + scores[:, :-1]).mean(axis=1) / 2
     return Curve(fractions, scores, auc)
 
@@ -127,8 +133,6 @@ def background_agreement(model: keras.Model, images: np.ndarray, pool: np.ndarra
     """
     import time
 
-    from .explain import deep_shap
-
     if not 1 <= size <= len(pool):
         raise ValueError(f"size must be between 1 and {len(pool)}, got {size}")
     maps, seconds = [], 0.0
@@ -170,11 +174,8 @@ def softmax_factors(model: keras.Model, images: np.ndarray, background: np.ndarr
     then rescales by this ratio; where a logit barely moves between the image
     and the background image but the maximum does, it explodes.
     """
-    from .explain import logit_model
-
-    logits = logit_model(model)
-    z_x, z_r = (logits.predict(part, batch_size=500, verbose=0)
-                for part in (images, background))
+    engine = Engine(model)
+    z_x, z_r = (engine.predict(part, "logit") for part in (images, background))
     delta = z_x[:, None, :] - z_r[None, :, :]
     shift = z_x.max(1)[:, None, None] - z_r.max(1)[None, :, None]
     still = np.abs(delta) < 1e-6  # shap keeps these multipliers as they are
@@ -200,17 +201,19 @@ def score_methods(model: keras.Model, inputs: np.ndarray, methods: dict[str, dic
     `methods` maps a method name to its options. A row holds seconds and model
     calls per image, deletion and insertion AUC, max-sensitivity (if
     `stability`) and the randomisation check's rank correlation; the row
-    "random" gives the chance level of the AUCs.
+    "random" gives the chance level of the AUCs. `found[method]` is the
+    Attribution, its curves in `details["deletion"]` / `details["insertion"]`;
+    `found["random"]` holds the random map's two curves.
     """
-    rows, found = [], {}
+    rows, found, engine = [], {}, Engine(model)
     for method, options in methods.items():
         result = explain(model, inputs, method, **options)
         found[method] = result
         n = len(inputs)
-        deletion = perturbation_curve(model, inputs, result.maps, result.targets,
-                                      "deletion", baseline)
-        insertion = perturbation_curve(model, inputs, result.maps, result.targets,
-                                       "insertion", baseline)
+        deletion, insertion = (perturbation_curve(model, inputs, result.maps, result.targets,
+                                                  mode, baseline, engine=engine)
+                               for mode in ("deletion", "insertion"))
+        result.details.update(deletion=deletion, insertion=insertion)
         row = {"method": method, "seconds per image": result.seconds / n,
                "model calls per image": sum(result.model_calls.values()) / n,
                "deletion AUC": deletion.auc.mean(), "insertion AUC": insertion.auc.mean()}
@@ -222,9 +225,9 @@ def score_methods(model: keras.Model, inputs: np.ndarray, methods: dict[str, dic
         rows.append(row)
     targets = next(iter(found.values())).targets
     chance = random_maps(inputs.shape[:3], seed)
-    rows.append({"method": "random",
-                 "deletion AUC": perturbation_curve(model, inputs, chance, targets,
-                                                    "deletion", baseline).auc.mean(),
-                 "insertion AUC": perturbation_curve(model, inputs, chance, targets,
-                                                     "insertion", baseline).auc.mean()})
+    curves = {mode: perturbation_curve(model, inputs, chance, targets, mode, baseline,
+                                       engine=engine) for mode in ("deletion", "insertion")}
+    rows.append({"method": "random", "deletion AUC": curves["deletion"].auc.mean(),
+                 "insertion AUC": curves["insertion"].auc.mean()})
+    found["random"] = curves
     return rows, found

@@ -185,14 +185,15 @@ class ImageNetClassifier:
         batch = np.stack([fit_photo(p, self.size) for p in photos])
         return PREPROCESS[self.name](batch.astype(np.float32))
 
-    def predict(self, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Class probabilities of a preprocessed batch, in direct model calls."""
+    def predict(self, inputs: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities of a preprocessed batch, through the counted engine."""
         want = (self.size, self.size, 3)
         if inputs.ndim != 4 or inputs.shape[1:] != want:
             raise ValueError(f"inputs must be a batch of shape (n, {self.size}, "
                              f"{self.size}, 3); use prepare() on photos, got {inputs.shape}")
-        return np.concatenate([np.asarray(self.model(inputs[i:i + batch_size]))
-                               for i in range(0, len(inputs), batch_size)])
+        from .engine import Engine
+
+        return Engine(self.model, batch_size).predict(inputs)
 
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Probabilities for a batch of model-sized RGB pixels in [0, 255] (LIME's input)."""
@@ -304,7 +305,7 @@ def call_cost(name: str, batch: int = 8) -> CallCost:
     Measured once per machine and cached."""
     from . import machine
     from .bench import _best
-    from .explain import forward, score_gradients
+    from .engine import forward, score_gradients
 
     if name not in ARCHITECTURES_224:
         raise ValueError(f"name must be one of {list(ARCHITECTURES_224)}, got {name!r}")

@@ -7,11 +7,31 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-COLUMN_INCHES = 1.6  # width of one image column in grids and headers
+COLUMN_INCHES = 1.6  # width of one image column in grids and headers (at most)
+# The widest figure, in inches at the book's 100 dpi: the text column shows
+# about 6.6 inches unscaled; wider figures shrink, and past ~8 inches their
+# 8-9 pt labels become unreadable. Wider content gets more rows instead.
+MAX_INCHES = 8.0
+
+
+def _column_inches(n_columns: float, most: float = COLUMN_INCHES) -> float:
+    """The width of one of `n_columns` equal panels, `most` or less to fit."""
+    return min(most, MAX_INCHES / n_columns)
 
 
 def _grid_width(n_columns: int) -> float:
-    return COLUMN_INCHES * n_columns
+    return _column_inches(n_columns) * n_columns
+
+
+def _title_size(column: float) -> float:
+    """A title's font size for a panel `column` inches wide."""
+    return 9 if column >= 1.2 else 7.5
+
+
+def _layout(n: int, most_columns: int) -> tuple[int, int]:
+    """(rows, columns) for `n` panels: at most `most_columns` a row, rows balanced."""
+    rows = -(-n // most_columns)
+    return rows, -(-n // rows)
 
 
 def _check_batch(name: str, array: np.ndarray, ranks: tuple[int, ...]) -> np.ndarray:
@@ -46,15 +66,25 @@ def shap_grid(values: np.ndarray, images: np.ndarray,
 
     values, images, labels = _check_grid(values, images, labels, true_labels)
     n, k = values.shape[0], values.shape[-1]
-    # A list of per-class maps: the 5-D array would silently draw one column.
-    shap.image_plot([values[..., c] for c in range(k)], images,
-                    labels=np.broadcast_to(labels, (n, k)), true_labels=true_labels,
-                    width=_grid_width(k + 1), hspace=0.5, show=False)
+    column = _column_inches(k + 1)
+    narrow = column < 1.2
+    if narrow and true_labels is not None:
+        # "(99%)" on a line of its own: the longer line above it then sits
+        # higher than the neighbouring class name instead of running into it.
+        true_labels = [str(t).replace(" (", "\n(") for t in true_labels]
+    # Narrow columns: thin margins and gaps, so the images keep their size.
+    margins = ({"figure.subplot.left": 0.02, "figure.subplot.right": 0.98,
+                "figure.subplot.wspace": 0.1} if narrow else {})
+    with plt.rc_context(margins):
+        # A list of per-class maps: the 5-D array would silently draw one column.
+        shap.image_plot([values[..., c] for c in range(k)], images,
+                        labels=np.broadcast_to(labels, (n, k)), true_labels=true_labels,
+                        width=_grid_width(k + 1), hspace=0.5, show=False)
     fig = plt.gcf()
-    # Room for two-line row titles: shap sizes rows for one short title.
-    fig.set_figheight(n * (COLUMN_INCHES + 0.7) + 1.0)
+    # Room for two- or three-line row titles: shap sizes rows for one short title.
+    fig.set_figheight(n * (column + 0.75) + (0.8 if narrow else 1.0))
     for ax in fig.axes[:-1]:
-        ax.title.set_fontsize(9)
+        ax.title.set_fontsize(_title_size(column))
     return fig
 
 
@@ -69,21 +99,23 @@ def shap_rows(values: np.ndarray, images: np.ndarray, labels: np.ndarray,
     n, k = values.shape[0], values.shape[-1]
     labels = np.broadcast_to(labels, (n, k))
     maps = values.sum(axis=3)  # over colour channels, as shap.image_plot does
+    column = _column_inches(k + 1.6)
+    size = _title_size(column)
     fig, axes = plt.subplots(n, k + 1, squeeze=False,
-                             figsize=(COLUMN_INCHES * (k + 1.6), n * (COLUMN_INCHES + 0.75)))
+                             figsize=(column * (k + 1.6), n * (column + 0.75)))
     for r in range(n):
         image = images[r]
         grey = image.mean(-1)
         axes[r, 0].imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None)
         if true_labels is not None:
-            axes[r, 0].set_title(true_labels[r], fontsize=9)
+            axes[r, 0].set_title(true_labels[r], fontsize=size)
         limit = float(np.nanpercentile(np.abs(maps[r]), 99.9)) or 1.0
         for c in range(k):
             ax = axes[r, c + 1]
             ax.imshow(grey, cmap="gray", alpha=0.15)
             drawn = ax.imshow(maps[r, ..., c], cmap=red_transparent_blue,
                               vmin=-limit, vmax=limit)
-            ax.set_title(str(labels[r, c]), fontsize=9)
+            ax.set_title(str(labels[r, c]), fontsize=size)
         bar = fig.colorbar(drawn, ax=axes[r, 1:].tolist(), fraction=0.03, pad=0.02)
         bar.ax.tick_params(labelsize=7)
         bar.set_label("SHAP value", fontsize=7)
@@ -141,7 +173,7 @@ def plot_categories(images: np.ndarray, labels: np.ndarray,
             raise ValueError(f"labels has no example of class {c} ({class_names[c]!r})")
         ax = fig.add_axes((left, 0.02, w, 1 / 1.45))
         ax.imshow(images[found[0]].squeeze(), cmap="gray")
-        ax.set_title(class_names[c], fontsize=10)
+        ax.set_title(class_names[c], fontsize=_title_size(cell) + 1)
         ax.axis("off")
     return fig
 
@@ -227,14 +259,21 @@ def overlay(ax, image: np.ndarray, heatmap: np.ndarray, title: str = "",
 def image_row(images: list[np.ndarray], titles: list[str],
               heatmaps: list[np.ndarray | None] | None = None,
               signed: bool = False) -> Figure:
-    """A row of images, each with an optional heatmap overlay and a title."""
+    """A row of images, each with an optional heatmap overlay and a title.
+
+    More than four images wrap onto balanced rows (five: three and two), so
+    the figure fits the text column."""
     if len(images) != len(titles):
         raise ValueError(f"images and titles must have the same length, "
                          f"got {len(images)} and {len(titles)}")
     heatmaps = heatmaps or [None] * len(images)
-    fig, axes = plt.subplots(1, len(images), figsize=(2.6 * len(images), 2.9),
+    rows, columns = _layout(len(images), 4)
+    panel = _column_inches(columns, 2.6)
+    fig, axes = plt.subplots(rows, columns, figsize=(panel * columns, (panel + 0.3) * rows),
                              squeeze=False)
-    for ax, image, title, heat in zip(axes[0], images, titles, heatmaps):
+    for ax in axes.flat[len(images):]:
+        fig.delaxes(ax)
+    for ax, image, title, heat in zip(axes.flat, images, titles, heatmaps):
         if heat is None:
             ax.imshow(image)
             ax.set_title(title, fontsize=9)
@@ -292,7 +331,9 @@ def anchor_grid(images: np.ndarray, explanations: dict[str, list],
     if len(titles) != n:
         raise ValueError(f"titles must have {n} entries, got {len(titles)}")
     columns = 1 + 2 * len(explanations)
-    fig, axes = plt.subplots(n, columns, figsize=(1.9 * columns, 2.2 * n), squeeze=False)
+    panel = _column_inches(columns, 1.9)
+    fig, axes = plt.subplots(n, columns, figsize=(panel * columns, (panel + 0.3) * n),
+                             squeeze=False)
     for i, (row, image, title) in enumerate(zip(axes, images, titles)):
         row[0].imshow(_rgb(image))
         row[0].set_title(title, fontsize=9)
@@ -300,12 +341,12 @@ def anchor_grid(images: np.ndarray, explanations: dict[str, list],
             e = found[i]
             row[1 + 2 * k].imshow(_rgb(image))
             row[1 + 2 * k].imshow(e.segments % 20, cmap="tab20", alpha=0.45)
-            row[1 + 2 * k].set_title(f"{name}: {e.segments.max() + 1} superpixels", fontsize=8)
+            row[1 + 2 * k].set_title(f"{name}:\n{e.segments.max() + 1} superpixels", fontsize=8)
             kept = np.isin(e.segments, e.data["raw"]["feature"])[..., None]
             row[2 + 2 * k].imshow(_rgb(image) * kept)  # black: free to change
             row[2 + 2 * k].set_title(
-                f"anchor: prec {float(np.mean(e.precision)):.2f}, "
-                f"cov {float(np.mean(e.coverage)):.2f}", fontsize=8)
+                f"anchor: precision {float(np.mean(e.precision)):.2f},\n"
+                f"coverage {float(np.mean(e.coverage)):.2f}", fontsize=8)
         for ax in row:
             ax.axis("off")
     fig.tight_layout()
@@ -319,7 +360,8 @@ SCORES = {  # score_methods' columns, and which way is better
 
 
 def score_bars(table) -> Figure:
-    """A bar panel per score of `evaluate.score_methods` (a DataFrame by method).
+    """A bar panel per score of `evaluate.score_methods` (a DataFrame by method),
+    three panels a row.
 
     The dashed line is the row "random": the score of a random map.
     """
@@ -328,9 +370,14 @@ def score_bars(table) -> Figure:
         raise ValueError(f"table must have one of the columns {list(SCORES)}, "
                          f"got {list(table.columns)}")
     methods = [m for m in table.index if m != "random"]
-    fig, axes = plt.subplots(1, len(columns), sharey=True,
-                             figsize=(2.6 * len(columns), 0.32 * len(methods) + 1.3))
-    for ax, column in zip(np.atleast_1d(axes), columns):
+    rows, per_row = _layout(len(columns), 3)
+    fig, axes = plt.subplots(rows, per_row, sharey=True, squeeze=False,
+                             figsize=(_column_inches(per_row, 2.6) * per_row,
+                                      rows * (0.32 * len(methods) + 1.3)))
+    for ax in axes.flat[len(columns):]:
+        fig.delaxes(ax)
+    axes = axes.flat[:len(columns)]
+    for ax, column in zip(axes, columns):
         ax.barh(methods, table.loc[methods, column].fillna(0.0), color="tab:blue")
         chance = table[column].get("random", np.nan)
         if np.isfinite(chance):
@@ -339,6 +386,6 @@ def score_bars(table) -> Figure:
             ax.set_xscale("log")
         ax.set_title(f"{column}\n({SCORES[column]} is better)", fontsize=9)
         ax.tick_params(labelsize=8)
-    np.atleast_1d(axes)[0].invert_yaxis()
+    axes[0].invert_yaxis()
     fig.tight_layout()
     return fig

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from . import METHODS, explain, set_seed
+from .methods import OPTIONS
 from .models import small_cnn
 
 SMALL = {  # settings that make each method take a second or less
@@ -15,6 +16,8 @@ SMALL = {  # settings that make each method take a second or less
     "gradient_shap": {"nsamples": 8},
     "lime": {"num_samples": 50},
     "anchors": {"threshold": 0.9},
+    "rise": {"n_masks": 100},
+    "smoothgrad": {"samples": 4},
 }
 
 
@@ -28,7 +31,7 @@ def main() -> int:
     failed = []
     for method in METHODS:
         options = dict(SMALL.get(method, {}))
-        if method in ("gradient_shap", "deep_shap"):
+        if "background" in OPTIONS[method]:
             options["background"] = background
         try:
             result = explain(model, images, method, **options)

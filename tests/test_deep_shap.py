@@ -9,8 +9,8 @@ import helpers
 from helpers.data import preprocess
 from helpers.evaluate import (BACKGROUND_SIZES, background_agreement,
                               choose_background)
-from helpers.explain import (additivity_error, deep_shap, exp_softmax_model,
-                             logit_model, softmax_layer)
+from helpers.engine import logit_model, softmax_layer
+from helpers.methods.deep_shap import additivity_error, deep_shap, exp_softmax_model
 from helpers.models import cifar_cnn, small_cnn
 
 L = keras.layers

@@ -1,4 +1,5 @@
-"""helpers.explain: every method through one door, seeds, and bad input."""
+"""helpers.explain: every registered method through the same asserts (Xplique's
+test_common style), seeds, batch sizes, counted calls, options and bad input."""
 from __future__ import annotations
 
 import keras
@@ -7,11 +8,14 @@ import pytest
 
 import helpers
 from helpers.data import fit_photo, photos, preprocess
+from helpers.methods import OPTIONS, RANDOM, get
 
 FAST = {  # small settings, so the whole matrix runs in seconds
     "integrated_gradients": dict(steps=8),
     "gradient_shap": dict(nsamples=16),
     "lime": dict(num_samples=100),
+    "rise": dict(n_masks=200),
+    "smoothgrad": dict(samples=8),
 }
 
 
@@ -23,7 +27,7 @@ def fashion_batch(fashion):
 
 def _options(method, background):
     options = dict(FAST.get(method, {}))
-    if method in ("gradient_shap", "deep_shap"):
+    if "background" in OPTIONS[method]:
         options["background"] = background
     return options
 
@@ -45,7 +49,7 @@ def test_every_method_on_the_fashion_cnn(small_model, fashion_batch, method):
         assert set(np.unique(result.maps)) <= {0.0, 1.0}
 
 
-@pytest.mark.parametrize("method", helpers.explain.__globals__["RANDOM"])
+@pytest.mark.parametrize("method", RANDOM)
 def test_random_methods_repeat_with_the_same_seed(small_model, fashion_batch, method):
     inputs, background = fashion_batch
     options = _options(method, background)
@@ -103,6 +107,18 @@ BAD = [  # (inputs, method, targets, options, message)
     ("ok", "lime", None, {"background": 1}, "are not taken by method 'lime'"),
     ("ok", "integrated_gradients", None, {"steps": 0}, "steps must be an integer >= 1"),
     ("ok", "integrated_gradients", None, {"baseline": np.zeros(3)}, "baseline must have shape"),
+    ("ok", "integrated_gradients", None, {"baseline": "white"}, "baseline must be one of"),
+    ("ok", "integrated_gradients", None, {"rule": "simpson"}, "rule must be one of"),
+    ("ok", "saliency", None, {"score": "prob"}, "score must be one of"),
+    ("ok", "gradcam_plus_plus", None, {"score": "softmax"}, "score must be one of"),
+    ("ok", "smoothgrad", None, {"base": "lime"}, "base must be a gradient method"),
+    ("ok", "smoothgrad", None, {"samples": 0}, "samples must be a positive integer"),
+    ("ok", "rise", None, {"p_keep": 0.0}, r"p_keep must be in \(0, 1\]"),
+    ("ok", "rise", None, {"n_masks": 0}, "n_masks must be a positive integer"),
+    ("ok", "occlusion", None, {"batch_size": 0}, "batch_size must be a positive integer"),
+    ("ok", "occlusion", None, {"pixel_range": (1, 0)}, r"pixel_range must be \(black, white\)"),
+    ("ok", "gradient_shap", None, {"background": np.zeros((4, 28, 28, 1)), "layer": "x"},
+     "layer must name a layer of the model"),
     ("ok", "gradient_shap", None, {}, "needs background="),
     ("ok", "deep_shap", None, {"background": np.zeros((4, 28, 28))}, "background must be a non-empty batch"),
     ("ok", "gradcam", None, {"layer": "no_such_layer"}, "layer must name a layer of the model"),
@@ -130,19 +146,24 @@ def test_gradcam_without_a_convolutional_layer():
 # Every documented option of every method, with a value other than its default,
 # and the options it needs to matter (n_noise and seed act on noise baselines).
 OPTION_VALUES = {
-    "gradcam": {"layer": "first conv"},  # the model's first Conv2D, by name
+    "saliency": {"score": "probability"},
+    "smoothgrad": {"base": "integrated_gradients", "base_options": {"score": "probability"},
+                   "noise": 0.3, "samples": 4, "seed": 5},
+    "gradcam": {"layer": "first conv", "score": "probability"},
+    "gradcam_plus_plus": {"layer": "first conv", "score": "probability"},
     "integrated_gradients": {"steps": 4, "baseline": "blur", "rule": "riemann_left",
-                             "batch_size": 3, "sigma": (2.0, {"baseline": "blur"}),
+                             "sigma": (2.0, {"baseline": "blur"}),
                              "n_noise": (2, {"baseline": "noise"}),
-                             "seed": (5, {"baseline": "noise"})},
-    "gradient_shap": {"nsamples": 8, "local_smoothing": 0.1, "batch_size": 4, "seed": 5,
-                      "background": "half"},
+                             "seed": (5, {"baseline": "noise"}), "score": "probability"},
+    "gradient_shap": {"nsamples": 8, "local_smoothing": 0.1, "seed": 5,
+                      "background": "half", "layer": "first conv", "score": "probability"},
     "deep_shap": {"score": "probability", "chunk": 5, "background": "half"},
-    "lime": {"num_samples": 60, "batch_size": 7, "seed": 5,
+    "lime": {"num_samples": 60, "seed": 5,
              "segmentation": ("slic", {"segment_options": {"n_segments": 10}}),
              "segment_options": ({"kernel_size": 2, "max_dist": 50, "ratio": 0.5},
                                  {"segmentation": "quickshift"})},
-    "occlusion": {"window": 7, "stride": 2, "batch_size": 5},
+    "rise": {"n_masks": 50, "cells": 4, "p_keep": 0.3, "seed": 5},
+    "occlusion": {"window": 7, "stride": 2},
     # At 0.95 this model's anchors are empty: 0.99 makes the options visible.
     "anchors": {"segmentation": ("slic", {"threshold": 0.99}),
                 "segment_options": ({"size": (7, 7)}, {"threshold": 0.99}),
@@ -150,13 +171,13 @@ OPTION_VALUES = {
                 "background": ("half", {"threshold": 0.99})},
 }
 # Options that change how the work is split, never the maps.
-SAME_MAPS = {"batch_size", "chunk"}
+SAME_MAPS = {"chunk"}
 # A new seed may find the same answer (anchors often do): recorded, and repeatable.
 SEEDS = {("anchors", "seed")}
 
 
 def test_option_values_cover_every_documented_option():
-    options = helpers.explain.__globals__["OPTIONS"]
+    options = OPTIONS
     assert {m: set(o) for m, o in options.items() if o} == \
         {m: set(o) for m, o in OPTION_VALUES.items()}
 
@@ -176,7 +197,7 @@ def test_each_option_passes_through_explain(small_model, fashion_batch, method, 
         value = next(layer.name for layer in small_model.model.layers
                      if isinstance(layer, keras.layers.Conv2D))
     base = {**FAST.get(method, {}), **needs}
-    if method in ("gradient_shap", "deep_shap"):
+    if "background" in OPTIONS[method] and method != "anchors":
         base["background"] = background  # required: the option halves it
     if option in base and option != "background":
         del base[option]
@@ -193,3 +214,58 @@ def test_each_option_passes_through_explain(small_model, fashion_batch, method, 
         np.testing.assert_array_equal(again.maps, changed.maps)
     else:
         assert not np.allclose(changed.maps, default.maps), f"{option} had no effect"
+
+
+@pytest.mark.parametrize("method", helpers.METHODS)
+def test_batch_size_splits_the_work_not_the_maps(small_model, fashion_batch, method):
+    inputs, background = fashion_batch
+    options = _options(method, background)
+    whole = helpers.explain(small_model.model, inputs, method, **options)
+    split = helpers.explain(small_model.model, inputs, method, batch_size=3, **options)
+    np.testing.assert_allclose(split.maps, whole.maps, rtol=1e-4, atol=1e-6)
+    assert split.model_calls == whole.model_calls
+
+
+# Images through the model, from each algorithm's definition (n images,
+# + n for the predicted targets).
+CALLS = {
+    "saliency": lambda n, o: (2 * n, n),
+    "gradcam": lambda n, o: (2 * n, n),
+    "integrated_gradients": lambda n, o: (n + n * o["steps"] + 2 * n, n * o["steps"]),
+    "smoothgrad": lambda n, o: (n + n * o["samples"], n * o["samples"]),
+    "rise": lambda n, o: (n + n * o["n_masks"], 0),
+    "occlusion": lambda n, o: (n + n + n * 7 * 7, 0),  # 28 px, window 4: a 7 x 7 grid
+}
+
+
+@pytest.mark.parametrize("method", list(CALLS))
+def test_the_engine_counts_every_model_call(small_model, fashion_batch, method):
+    inputs, _ = fashion_batch
+    options = {**get(method).options(), **FAST.get(method, {})}
+    result = helpers.explain(small_model.model, inputs, method, **FAST.get(method, {}))
+    forward, backward = CALLS[method](len(inputs), options)
+    assert result.model_calls == {"forward": forward, "backward": backward}
+
+
+def test_a_method_documents_its_options():
+    for method in helpers.METHODS:
+        doc = get(method).__doc__
+        assert "Options:" in doc or not OPTIONS[method], method
+        for option in OPTIONS[method]:
+            assert option in doc, f"{method}: option {option} undocumented"
+
+
+def test_gradcam_divides_by_the_maximum(small_model, fashion_batch):
+    from helpers.engine import Engine
+    from helpers.methods.base import Context
+
+    inputs, _ = fashion_batch
+    model = small_model.model
+    targets = Engine(model).predict(inputs).argmax(1)
+    for method in ("gradcam", "gradcam_plus_plus"):
+        for score in ("logit", "probability"):
+            chosen = get(method)(score=score)
+            chosen.check(model, inputs)
+            cams = chosen.cams(Context(Engine(model), 0.0, 1.0), inputs, targets)
+            # Saturated probabilities give maxima of ~1e-6: no epsilon may move them.
+            np.testing.assert_array_equal(cams.reshape(len(cams), -1).max(1), 1.0)

@@ -10,9 +10,13 @@ import keras
 import numpy as np
 import pytest
 
+import helpers
 from helpers.data import fit_photo, imagenet_names, photos
-from helpers.explain import (grad_cam, gradcam_layer, gradient_shap,
-                             lime_explain, lime_map)
+from helpers.engine import Engine
+from helpers.methods import get
+from helpers.methods.base import Context
+from helpers.methods.gradcam import gradcam_layer
+from helpers.methods.gradient_shap import split_at
 from helpers.models import imagenet_classifier
 
 
@@ -72,6 +76,12 @@ def test_bad_photos_are_clear_errors(classifier):
     assert fit_photo(np.zeros((224, 224, 3), np.uint8)).shape == (224, 224, 3)
 
 
+def _cams(model, inputs, targets, method="gradcam", **options):
+    chosen = get(method)(**options)
+    chosen.check(model, inputs)
+    return chosen.cams(Context(Engine(model), 0.0, 1.0), inputs, targets)
+
+
 def test_gradcam_agrees_with_eli5_on_a_small_model(small_model, fashion):
     ((_, _), (x_test, _)), _ = fashion
     model = small_model.model
@@ -79,15 +89,22 @@ def test_gradcam_agrees_with_eli5_on_a_small_model(small_model, fashion):
     layer = gradcam_layer(model)
     assert isinstance(model.get_layer(layer), keras.layers.Conv2D)
     targets = np.asarray(model(inputs)).argmax(1)
-    ours = grad_cam(model, inputs, targets, layer=layer)
+    # ELI5 explains the model's output as it is: the probability.
+    ours = _cams(model, inputs, targets, layer=layer, score="probability")
     theirs = np.stack([eli5.explain_prediction(model, inputs[i:i + 1], layer=layer,
                                                targets=[int(targets[i])]).targets[0].heatmap
                        for i in range(len(inputs))])
     assert ours.shape == theirs.shape == (6, 14, 14)
-    assert np.abs(ours - theirs).max() < 1e-4
-    # Normalised to [0, 1]; a map is all zero only when the ReLU removes it all.
-    assert ours.min() >= 0 and ours.max() <= 1
-    assert (ours.max(axis=(1, 2)) > 0.99).sum() >= 4
+    # ELI5 divides by max + 1e-7: on saturated probabilities (max ~1e-6) that
+    # shrinks a map by up to ~10%. Divided by its own maximum, ELI5's is ours.
+    top = theirs.max(axis=(1, 2), keepdims=True)
+    rescaled = np.divide(theirs, top, out=np.zeros_like(theirs), where=top > 0)
+    assert np.abs(ours - rescaled).max() < 1e-4
+    assert ours.min() >= 0 and np.all((ours.max(axis=(1, 2)) == 1) | (ours.max(axis=(1, 2)) == 0))
+    assert (ours.max(axis=(1, 2)) == 1).sum() >= 4
+    # The logit (the paper's score) gives other maps.
+    logit = _cams(model, inputs, targets, layer=layer)
+    assert np.abs(logit - ours).max() > 0.01
 
 
 def test_gradcam_layer_skips_1x1_maps(classifier):
@@ -98,37 +115,38 @@ def test_gradcam_needs_a_convolutional_layer():
     dense = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
                               keras.layers.Dense(3, activation="softmax")])
     with pytest.raises(ValueError, match="model must have a convolutional layer"):
-        grad_cam(dense, np.zeros((1, 8, 8, 1), np.float32))
+        helpers.explain(dense, np.zeros((1, 8, 8, 1), np.float32), "gradcam")
 
 
 def test_lime_is_seeded_and_batched(classifier):
-    image = fit_photo(photos(("skimage",))[1].image)  # coffee
-    calls = []
-
-    def predict(batch):
-        calls.append(len(batch))
-        return classifier.predict_pixels(batch)
-
-    runs = [lime_explain(predict, image, top_labels=2, num_samples=100,
-                         batch_size=50, seed=3, kernel_size=4, max_dist=200,
-                         ratio=0.2) for _ in range(2)]
-    assert runs[0].top_labels == runs[1].top_labels
-    assert runs[0].local_exp == runs[1].local_exp
-    assert calls == [50, 50] * 2  # 100 samples (the image among them), 2 batches
-    weights = lime_map(runs[0], runs[0].top_labels[0])
-    assert weights.shape == (224, 224) and np.abs(weights).max() > 0
-    with pytest.raises(ValueError, match="image must be an RGB image"):
-        lime_explain(predict, image[..., 0])
+    inputs = classifier.prepare(fit_photo(photos(("skimage",))[1].image))  # coffee
+    options = dict(num_samples=100, seed=3, pixel_range=classifier.pixel_range,
+                   segment_options=dict(kernel_size=4, max_dist=200, ratio=0.2))
+    runs = [helpers.explain(classifier.model, inputs, "lime", batch_size=50, **options)
+            for _ in range(2)]
+    np.testing.assert_array_equal(runs[0].maps, runs[1].maps)
+    # 100 samples (the image among them) and the predicted target.
+    assert runs[0].model_calls == {"forward": 101, "backward": 0}
+    assert runs[0].maps.shape == (1, 224, 224) and np.abs(runs[0].maps).max() > 0
+    other = helpers.explain(classifier.model, inputs, "lime", **{**options, "seed": 4})
+    assert not np.array_equal(other.maps, runs[0].maps)
 
 
-def test_gradient_shap_ranked_outputs(classifier):
-    images = [fit_photo(p.image) for p in photos(("skimage",))[:2]]
-    inputs = classifier.prepare(images)
-    result = gradient_shap(classifier.model, classifier.shap_layer, inputs,
-                           inputs, ranked_outputs=3, nsamples=8, seed=0)
-    assert len(result.values) == 3 and result.values[0].shape == (2, 28, 28, 192)
-    top = np.argsort(classifier.predict(inputs), axis=1)[:, ::-1][:, :3]
-    np.testing.assert_array_equal(result.ranked, top)
-    again = gradient_shap(classifier.model, classifier.shap_layer, inputs,
-                          inputs, ranked_outputs=3, nsamples=8, seed=0)
-    np.testing.assert_array_equal(again.values[0], result.values[0])
+def test_gradient_shap_at_a_layer_is_shaps_own_call(classifier):
+    import shap
+
+    inputs = classifier.prepare([fit_photo(p.image) for p in photos(("skimage",))[:2]])
+    found = helpers.explain(classifier.model, inputs, "gradient_shap", background=inputs,
+                            layer=classifier.shap_layer, nsamples=8, seed=0)
+    again = helpers.explain(classifier.model, inputs, "gradient_shap", background=inputs,
+                            layer=classifier.shap_layer, nsamples=8, seed=0)
+    np.testing.assert_array_equal(found.maps, again.maps)
+    lower, upper = split_at(helpers.engine.logit_model(classifier.model), classifier.shap_layer)
+    values, ranked = shap.GradientExplainer(upper, lower(inputs).numpy()).shap_values(
+        lower(inputs).numpy(), ranked_outputs=1, nsamples=8, rseed=0)
+    np.testing.assert_array_equal(ranked[:, 0], found.targets)
+    theirs = np.asarray(values)[..., 0].sum(-1)
+    assert theirs.shape == (2, 28, 28)
+    import tensorflow as tf
+    theirs = tf.image.resize(theirs[..., None], (224, 224), "bilinear").numpy()[..., 0]
+    np.testing.assert_allclose(found.maps, theirs, rtol=1e-3, atol=1e-6)

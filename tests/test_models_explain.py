@@ -6,7 +6,7 @@ import pytest
 
 import helpers
 from helpers.data import preprocess
-from helpers.explain import additivity_error, deep_shap
+from helpers.methods.deep_shap import additivity_error, deep_shap
 
 
 def test_second_call_loads_instead_of_training(small_model):

@@ -137,3 +137,29 @@ def test_shap_rows_rejects_wrong_titles(grid_inputs):
     values, images = grid_inputs
     with pytest.raises(ValueError, match="true_labels must have 3 entries"):
         shap_rows(values, images, NAMES, ["a"])
+
+
+def test_wide_figures_fit_the_text_column():
+    """Ten classes, eight photos, five scores: at most MAX_INCHES wide, so the
+    page shows them at (nearly) their size; more panels wrap onto rows."""
+    import pandas as pd
+
+    from helpers.plot import MAX_INCHES, image_row
+
+    rng = np.random.default_rng(0)
+    names = [f"class {c}" for c in range(10)]
+    values = rng.normal(size=(2, 8, 8, 1, 10)).astype(np.float32)
+    images = rng.uniform(size=(2, 8, 8, 1)).astype(np.float32)
+    grid = shap_grid(values, images, names, ["a\npred b (90%)", "c\npred d (80%)"])
+    row = image_row([rng.uniform(size=(16, 16, 3))] * 8, list("abcdefgh"))
+    table = pd.DataFrame(rng.uniform(size=(3, 5)), columns=[
+        "seconds per image", "deletion AUC", "insertion AUC", "max-sensitivity",
+        "randomisation rank corr."], index=["saliency", "lime", "random"])
+    bars = score_bars(table)
+    for fig in (grid, row, bars):
+        assert fig.get_figwidth() <= MAX_INCHES + 1e-6
+    assert len(grid_columns(grid)) == 11
+    assert len([ax for ax in row.axes if ax.images]) == 8
+    assert len({round(ax.get_position().y0, 3) for ax in row.axes}) == 2  # two rows of 4
+    assert len(bars.axes) == 5
+    plt.close("all")

@@ -10,7 +10,6 @@ import pytest
 
 import helpers
 from helpers.data import fit_photo, photos
-from helpers.explain import gradient_shap
 from helpers.models import imagenet_classifier
 
 
@@ -67,7 +66,8 @@ def test_black_is_black_in_vgg19s_input_space(vgg19):
 
 
 SMALL = {
-    "saliency": {}, "gradcam": {}, "integrated_gradients": {"steps": 4},
+    "saliency": {}, "gradcam": {}, "gradcam_plus_plus": {}, "smoothgrad": {"samples": 2},
+    "integrated_gradients": {"steps": 4}, "rise": {"n_masks": 16},
     "gradient_shap": {"nsamples": 4}, "lime": {"num_samples": 20},
     "occlusion": {"window": 56}, "deep_shap": {},
     "anchors": {"segmentation": "slic", "segment_options": {"n_segments": 8},
@@ -80,9 +80,9 @@ def test_every_method_runs_on_vgg19(vgg19, method):
     cat, coffee = (fit_photo(p.image) for p in photos(("skimage",))[:2])
     inputs = vgg19.prepare(coffee)
     options = {**SMALL[method], "pixel_range": vgg19.pixel_range}
-    if method == "gradcam":
+    if "layer" in helpers.methods.OPTIONS[method] and method != "gradient_shap":
         options["layer"] = vgg19.gradcam_layer
-    if method in ("gradient_shap", "deep_shap"):
+    if method in ("gradient_shap", "deep_shap"):  # the two that need one
         options["background"] = vgg19.prepare(cat)
     result = helpers.explain(vgg19.model, inputs, method, **options)
     assert result.maps.shape == (1, 224, 224) and np.isfinite(result.maps).all()
@@ -91,9 +91,9 @@ def test_every_method_runs_on_vgg19(vgg19, method):
 
 def test_gradient_shap_at_vgg19s_tutorial_layer(vgg19):
     cat, coffee = (fit_photo(p.image) for p in photos(("skimage",))[:2])
-    result = gradient_shap(vgg19.model, vgg19.shap_layer, vgg19.prepare(coffee),
-                           vgg19.prepare(cat), ranked_outputs=1, nsamples=4)
-    assert result.values[0].shape == (1, 56, 56, 256)
+    result = helpers.explain(vgg19.model, vgg19.prepare(coffee), "gradient_shap",
+                             background=vgg19.prepare(cat), layer=vgg19.shap_layer, nsamples=4)
+    assert result.maps.shape == (1, 224, 224) and np.abs(result.maps).max() > 0
 
 
 def test_call_costs_are_measured_once_and_vgg19_costs_more(private_cache):
