@@ -60,7 +60,7 @@ def test_no_mirror_and_no_network_gives_one_clear_error(tmp_path):
         env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("helpers.data.DataUnavailableError: Cannot load 'mnist'")
+    assert last.startswith("helpers.sources.DataUnavailableError: Cannot load 'mnist'")
     assert "no mirror (XAI_BOOK_MIRROR is unset)" in last
     assert "connect to the internet once" in last
     assert "set XAI_BOOK_MIRROR to a folder that holds data/mnist.npz" in last

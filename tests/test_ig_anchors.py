@@ -82,7 +82,8 @@ def test_ig_baselines_and_seeds(small_model, fashion_images):
 def test_ig_bad_inputs(small_model, fashion_images):
     images, labels = fashion_images
     model = small_model.model
-    with pytest.raises(ValueError, match=r"baseline must have shape \(28, 28, 1\) or \(4, 28, 28, 1\)"):
+    shapes = r"baseline must have shape \(28, 28, 1\) or \(4, 28, 28, 1\)"
+    with pytest.raises(ValueError, match=shapes):
         integrated_gradients(model, images, labels, baseline=np.zeros((28, 28)))
     with pytest.raises(ValueError, match="baseline must be one of"):
         integrated_gradients(model, images, labels, baseline="white")

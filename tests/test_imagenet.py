@@ -21,7 +21,8 @@ from helpers.models import imagenet_classifier
 
 
 def test_unknown_model_name_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"prefer must be .* \['vgg19', 'mobilenet'\], got \('resnet',\)"):
+    message = r"prefer must be .* \['vgg19', 'mobilenet'\], got \('resnet',\)"
+    with pytest.raises(ValueError, match=message):
         imagenet_classifier(prefer=("resnet",))
     with pytest.raises(ValueError, match="prefer must be"):
         imagenet_classifier(prefer="vgg19")
@@ -65,7 +66,8 @@ def test_predictions_and_offline_decoding(classifier, mirror):
 
 
 def test_bad_photos_are_clear_errors(classifier):
-    with pytest.raises(ValueError, match=r"image must be an RGB photo of shape \(H, W, 3\), got \(50, 60\)"):
+    message = r"image must be an RGB photo of shape \(H, W, 3\), got \(50, 60\)"
+    with pytest.raises(ValueError, match=message):
         classifier.prepare([np.zeros((50, 60), np.uint8)])
     with pytest.raises(ValueError, match=r"image must be an RGB photo .* got \(50, 60, 4\)"):
         classifier.prepare(np.zeros((50, 60, 4), np.uint8))

@@ -43,7 +43,8 @@ def test_deep_shap_additivity_below_1e3(small_model, fashion):
 
 
 def test_deep_shap_rejects_wrong_shapes(small_model):
-    with pytest.raises(ValueError, match=r"images must be a non-empty batch of shape \(n, 28, 28, 1\)"):
+    message = r"images must be a non-empty batch of shape \(n, 28, 28, 1\)"
+    with pytest.raises(ValueError, match=message):
         deep_shap(small_model.model, np.zeros((5, 28, 28, 1)), np.zeros((2, 28, 28)))
     with pytest.raises(ValueError, match="background must be"):
         deep_shap(small_model.model, np.zeros((0, 28, 28, 1)), np.zeros((2, 28, 28, 1)))
