@@ -59,69 +59,70 @@ def _check_grid(values, images, labels, true_labels):
     return values, images, labels
 
 
-def shap_grid(values: np.ndarray, images: np.ndarray,
-              labels: list[str] | np.ndarray, true_labels: list[str] | None = None) -> Figure:
-    """`shap.image_plot`: a row per image, a column per class, red + / blue -."""
-    import shap
-
-    values, images, labels = _check_grid(values, images, labels, true_labels)
-    n, k = values.shape[0], values.shape[-1]
-    column = _column_inches(k + 1)
-    narrow = column < 1.2
-    if narrow and true_labels is not None:
-        # "(99%)" on a line of its own: the longer line above it then sits
-        # higher than the neighbouring class name instead of running into it.
-        true_labels = [str(t).replace(" (", "\n(") for t in true_labels]
-    # Narrow columns: thin margins and gaps, so the images keep their size.
-    margins = ({"figure.subplot.left": 0.02, "figure.subplot.right": 0.98,
-                "figure.subplot.wspace": 0.1} if narrow else {})
-    with plt.rc_context(margins):
-        # A list of per-class maps: the 5-D array would silently draw one column.
-        shap.image_plot([values[..., c] for c in range(k)], images,
-                        labels=np.broadcast_to(labels, (n, k)), true_labels=true_labels,
-                        width=_grid_width(k + 1), hspace=0.5, show=False)
-    fig = plt.gcf()
-    # Room for two- or three-line row titles: shap sizes rows for one short title.
-    fig.set_figheight(n * (column + 0.75) + (0.8 if narrow else 1.0))
-    for ax in fig.axes[:-1]:
-        ax.title.set_fontsize(_title_size(column))
-    return fig
-
-
-def shap_rows(values: np.ndarray, images: np.ndarray, labels: np.ndarray,
-              true_labels: list[str] | None = None) -> Figure:
-    """`shap_grid`'s maps with a colour scale (and colour bar) per row: one
-    bright row cannot grey out the others. shap's colours and limits (the
-    99.9th percentile of |value|), applied row by row."""
+def _shap_panels(values: np.ndarray, images: np.ndarray, labels, true_labels,
+                 per_row: bool) -> Figure:
+    """A row per image, a column per class: shap's colours (red +, blue -) over
+    the image in grey; one colour scale (99.9th percentile of |value|, as
+    `shap.image_plot`), or one per row. Constrained layout keeps multi-line
+    row titles clear of the row above."""
     from shap.plots.colors import red_transparent_blue
 
     values, images, labels = _check_grid(values, images, labels, true_labels)
     n, k = values.shape[0], values.shape[-1]
     labels = np.broadcast_to(labels, (n, k))
     maps = values.sum(axis=3)  # over colour channels, as shap.image_plot does
-    column = _column_inches(k + 1.6)
+    # The first column (the image, titled with its labels) is 1.5 columns wide.
+    columns = k + 1.5 + (0.6 if per_row else 0)
+    column = _column_inches(columns)
     size = _title_size(column)
-    fig, axes = plt.subplots(n, k + 1, squeeze=False,
-                             figsize=(column * (k + 1.6), n * (column + 0.75)))
+    if true_labels is not None and column < 1.2:  # "(99%)" on a line of its own
+        true_labels = [str(t).replace(" (", "\n(") for t in true_labels]
+    lines = max(str(t).count("\n") + 1 for t in true_labels) if true_labels else 1
+    fig, axes = plt.subplots(
+        n, k + 1, squeeze=False, layout="constrained",
+        gridspec_kw={"width_ratios": [1.5] + [1] * k},
+        figsize=(column * columns,
+                 n * (column + 0.18 * (lines + 1)) + (0 if per_row else 0.7)))
+    limit = float(np.nanpercentile(np.abs(maps), 99.9)) or 1.0
     for r in range(n):
         image = images[r]
-        grey = image.mean(-1)
         axes[r, 0].imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None)
         if true_labels is not None:
             axes[r, 0].set_title(true_labels[r], fontsize=size)
-        limit = float(np.nanpercentile(np.abs(maps[r]), 99.9)) or 1.0
+        if per_row:
+            limit = float(np.nanpercentile(np.abs(maps[r]), 99.9)) or 1.0
         for c in range(k):
             ax = axes[r, c + 1]
-            ax.imshow(grey, cmap="gray", alpha=0.15)
+            ax.imshow(image.mean(-1), cmap="gray", alpha=0.15)
             drawn = ax.imshow(maps[r, ..., c], cmap=red_transparent_blue,
                               vmin=-limit, vmax=limit)
             ax.set_title(str(labels[r, c]), fontsize=size)
-        bar = fig.colorbar(drawn, ax=axes[r, 1:].tolist(), fraction=0.03, pad=0.02)
-        bar.ax.tick_params(labelsize=7)
-        bar.set_label("SHAP value", fontsize=7)
         for ax in axes[r]:
             ax.axis("off")
+        if per_row:
+            bar = fig.colorbar(drawn, ax=axes[r, 1:].tolist(), fraction=0.03, pad=0.02)
+            bar.ax.tick_params(labelsize=7)
+            bar.set_label("SHAP value", fontsize=7)
+    if not per_row:
+        bar = fig.colorbar(drawn, ax=axes.ravel().tolist(), location="bottom",
+                           fraction=0.04, shrink=0.6, aspect=40)
+        bar.ax.tick_params(labelsize=8)
+        bar.set_label("SHAP value", fontsize=9)
     return fig
+
+
+def shap_grid(values: np.ndarray, images: np.ndarray,
+              labels: list[str] | np.ndarray, true_labels: list[str] | None = None) -> Figure:
+    """`shap.image_plot`'s figure: a row per image, a column per class, red +
+    / blue -, one colour scale for all, at most `MAX_INCHES` wide."""
+    return _shap_panels(values, images, labels, true_labels, per_row=False)
+
+
+def shap_rows(values: np.ndarray, images: np.ndarray, labels: np.ndarray,
+              true_labels: list[str] | None = None) -> Figure:
+    """`shap_grid` with a colour scale (and colour bar) per row: one bright row
+    cannot grey out the others."""
+    return _shap_panels(values, images, labels, true_labels, per_row=True)
 
 
 def prediction_titles(probs: np.ndarray, labels: np.ndarray,
@@ -137,9 +138,9 @@ def prediction_titles(probs: np.ndarray, labels: np.ndarray,
 
 def grid_columns(grid: Figure) -> list[tuple[float, float]]:
     """`(left, width)` of each column of a grid, as fractions of its width."""
-    grid.canvas.draw()  # applies the image aspect, which moves the axes
-    top = max(ax.get_position().y1 for ax in grid.axes)
-    row = [ax for ax in grid.axes if np.isclose(ax.get_position().y1, top)]
+    grid.canvas.draw()  # applies the layout and the image aspect, which move the axes
+    row = [ax for ax in grid.axes if ax.images and ax.get_subplotspec() is not None
+           and ax.get_subplotspec().rowspan.start == 0]
     return [(ax.get_position().x0, ax.get_position().width)
             for ax in sorted(row, key=lambda ax: ax.get_position().x0)]
 

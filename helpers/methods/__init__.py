@@ -98,7 +98,7 @@ def explain(model: keras.Model, inputs: np.ndarray, method: str, targets=None, *
     """Explain `inputs` (preprocessed, `(n, H, W, C)` or one image) with `method`.
 
     `targets`: the class explained per image (default: the predicted one).
-    `batch_size`: images per model call, for every method (default: ~32 MB of
+    `batch_size`: images per model call, for every method (default: ~8 MB of
     input per call). `pixel_range=(black, white)` in the model's input space
     (numbers, or one value per channel as `ImageNetClassifier.pixel_range`
     gives) sets what "black" means for the methods that switch pixels off;
