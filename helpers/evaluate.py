@@ -8,7 +8,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from .engine import Engine
-from .methods import explain
+from .methods import Attribution, explain
 from .methods.deep_shap import deep_shap
 
 
@@ -66,10 +66,11 @@ def random_maps(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
 
 def max_sensitivity(model: keras.Model, inputs: np.ndarray, method: str,
                     radius: float = 0.02, samples: int = 3, seed: int = 0,
-                    **options) -> np.ndarray:
+                    reference: Attribution | None = None, **options) -> np.ndarray:
     """Per image: max over noisy copies of ||map(x + d) - map(x)||, relative to
-    the larger of the two maps' norms, so it lies in [0, 2]."""
-    reference = explain(model, inputs, method, **options)
+    the larger of the two maps' norms, so it lies in [0, 2]. `reference`: the
+    maps of `inputs` already computed with these options (else computed)."""
+    reference = reference or explain(model, inputs, method, **options)
     rng = np.random.default_rng(seed)
     worst = np.zeros(len(inputs))
     flat = reference.maps.reshape(len(inputs), -1)
@@ -183,11 +184,13 @@ def softmax_factors(model: keras.Model, images: np.ndarray, background: np.ndarr
 
 
 def randomization_check(model: keras.Model, inputs: np.ndarray, method: str,
-                        layers: int = 2, seed: int = 0, **options) -> np.ndarray:
+                        layers: int = 2, seed: int = 0,
+                        original: Attribution | None = None, **options) -> np.ndarray:
     """Adebayo et al. (2018): rank correlation of maps before and after
     re-initialising the top layers. Near 1 means the method ignores the
-    weights it claims to explain: it fails the check."""
-    original = explain(model, inputs, method, **options)
+    weights it claims to explain: it fails the check. `original`: the maps
+    already computed on `model` with these options (else computed)."""
+    original = original or explain(model, inputs, method, **options)
     random_model = randomized_top(model, layers, seed)
     again = explain(random_model, inputs, method, targets=original.targets, **options)
     return rank_correlation(original.maps, again.maps)
@@ -219,9 +222,9 @@ def score_methods(model: keras.Model, inputs: np.ndarray, methods: dict[str, dic
                "deletion AUC": deletion.auc.mean(), "insertion AUC": insertion.auc.mean()}
         if stability:
             row["max-sensitivity"] = max_sensitivity(
-                model, inputs, method, seed=seed, **options).mean()
+                model, inputs, method, seed=seed, reference=result, **options).mean()
         row["randomisation rank corr."] = randomization_check(
-            model, inputs, method, seed=seed, **options).mean()
+            model, inputs, method, seed=seed, original=result, **options).mean()
         rows.append(row)
     targets = next(iter(found.values())).targets
     chance = random_maps(inputs.shape[:3], seed)
