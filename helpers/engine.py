@@ -202,16 +202,19 @@ class Engine:
 
     def count_shap(self, explainer) -> None:
         """Count the model calls a shap Deep/Gradient explainer makes itself:
-        every `run` is a forward and backward pass over its rows; eager calls of
-        its model are forward passes (calls inside its compiled graphs are not
-        eager and are counted by `run`)."""
+        every `run` of a gradient graph is a forward and backward pass over its
+        rows; eager calls of its model are forward passes (calls inside its
+        compiled graphs are not eager and are counted by `run`)."""
         import tensorflow as tf
 
         inner = explainer.explainer
         run, model = inner.run, inner.model
 
         def counted_run(out, model_inputs, X):
-            self.count(len(X[0]), backward=True)
+            # `run(model, ...)` is a forward pass, counted by counted_model;
+            # any other `out` is one of shap's gradient graphs.
+            if out is not counted_model and out is not model:
+                self.count(len(X[0]), backward=True)
             return run(out, model_inputs, X)
 
         def counted_model(x, *args, **kwargs):

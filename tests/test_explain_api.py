@@ -238,14 +238,17 @@ CALLS = {
     "smoothgrad": lambda n, o: (n + n * o["samples"], n * o["samples"]),
     "rise": lambda n, o: (n + n * o["n_masks"], 0),
     "occlusion": lambda n, o: (n + n + n * 7 * 7, 0),  # 28 px, window 4: a 7 x 7 grid
+    # shap reads the outputs (n), then one forward and backward pass per sample.
+    "gradient_shap": lambda n, o: (n + n + n * o["nsamples"], n * o["nsamples"]),
 }
 
 
 @pytest.mark.parametrize("method", list(CALLS))
 def test_the_engine_counts_every_model_call(small_model, fashion_batch, method):
-    inputs, _ = fashion_batch
-    options = {**get(method).options(), **FAST.get(method, {})}
-    result = helpers.explain(small_model.model, inputs, method, **FAST.get(method, {}))
+    inputs, background = fashion_batch
+    options = {**get(method).options(), **_options(method, background)}
+    result = helpers.explain(small_model.model, inputs, method,
+                             **_options(method, background))
     forward, backward = CALLS[method](len(inputs), options)
     assert result.model_calls == {"forward": forward, "backward": backward}
 
