@@ -22,12 +22,14 @@ class Curve(NamedTuple):
 
 def perturbation_curve(model: keras.Model, inputs: np.ndarray, maps: np.ndarray,
                        targets: np.ndarray, mode: str = "deletion",
-                       baseline: float = 0.0, steps: int = 20,
+                       baseline: float | np.ndarray = 0.0, steps: int = 20,
                        engine: Engine | None = None) -> Curve:
     """Deletion: set the most-attributed pixels to `baseline` first.
 
     Insertion: start from an all-`baseline` image and restore them first.
     Lower deletion AUC and higher insertion AUC mean a more faithful map.
+    `baseline`: a value (or one per channel), or images like `inputs` (e.g.
+    `blurred(inputs)`: deleted pixels then lose their detail, not their colour).
     """
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
@@ -42,6 +44,10 @@ def perturbation_curve(model: keras.Model, inputs: np.ndarray, maps: np.ndarray,
     np.put_along_axis(rank, order, np.arange(h * w)[None], axis=1)
     counts = np.round(fractions * h * w).astype(int)
     baseline = np.asarray(baseline, np.float32)
+    per_image = baseline.shape == inputs.shape
+    if baseline.ndim > 1 and not per_image:
+        raise ValueError(f"baseline must be a value, one per channel, or images of shape "
+                         f"{inputs.shape}, got shape {baseline.shape}")
     scores = np.zeros((n, steps + 1), np.float32)
     # Images per round: their perturbed copies fill about one model call.
     step = max(1, engine.batch_size // (steps + 1))
@@ -50,13 +56,22 @@ def perturbation_curve(model: keras.Model, inputs: np.ndarray, maps: np.ndarray,
         changed = rank[part, None, :] < counts[None, :, None]
         changed = changed.reshape(-1, steps + 1, h, w, 1)
         image = inputs[part, None]
-        batch = (np.where(changed, baseline, image) if mode == "deletion"
-                 else np.where(changed, image, baseline))
+        base = baseline[part, None] if per_image else baseline
+        batch = (np.where(changed, base, image) if mode == "deletion"
+                 else np.where(changed, image, base))
         scores[part] = engine.target_scores(
             batch.reshape(-1, *inputs.shape[1:]),
             np.repeat(targets[part], steps + 1)).reshape(-1, steps + 1)
     auc = (scores[:, 1:] + scores[:, :-1]).mean(axis=1) / 2
     return Curve(fractions, scores, auc)
+
+
+def blurred(inputs: np.ndarray, sigma: float = 5.0) -> np.ndarray:
+    """The images blurred (Gaussian, `sigma` pixels): a baseline that removes
+    detail but keeps colour, the other common choice besides black."""
+    from .methods.integrated_gradients import make_baseline
+
+    return make_baseline("blur", inputs, sigma=sigma)[0]
 
 
 def random_maps(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:

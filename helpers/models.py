@@ -4,9 +4,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import keras
 import numpy as np
@@ -15,6 +15,9 @@ from keras import layers
 
 from . import set_seed
 from .data import atomic_path, cache_dir, load_dataset, preprocess
+
+if TYPE_CHECKING:
+    from .shortcut import Marker
 
 
 def small_cnn(input_shape: tuple[int, ...] = (28, 28, 1),
@@ -80,8 +83,12 @@ DEFAULT_ARCH = {"mnist": "small_cnn", "fashion_mnist": "small_cnn",
 
 def train_or_load(dataset: str, arch: str | None = None, epochs: int | None = None,
                   batch_size: int = 128, n_train: int | None = None,
-                  seed: int = 0, verbose: int = 2) -> Trained:
-    """Load the cached model for these settings, or train and cache it."""
+                  seed: int = 0, verbose: int = 2, marker: Marker | None = None) -> Trained:
+    """Load the cached model for these settings, or train and cache it.
+
+    With a `marker` (helpers.shortcut), it trains on `marked_training_set`,
+    validates on the clean test set and caches as `<dataset>-<arch>-marked-<key>`.
+    """
     arch = arch or DEFAULT_ARCH.get(dataset, "small_cnn")
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch must be one of {list(ARCHITECTURES)}, got {arch!r}")
@@ -92,8 +99,15 @@ def train_or_load(dataset: str, arch: str | None = None, epochs: int | None = No
     x_train, x_test = preprocess(x_train), preprocess(x_test)
     settings = dict(dataset=dataset, arch=arch, epochs=epochs,
                     batch_size=batch_size, n_train=n_train, seed=seed)
+    name = f"{dataset}-{arch}"
+    if marker is not None:
+        from .shortcut import marked_training_set
+
+        x_train, y_train, _ = marked_training_set(dataset, marker)
+        settings["marker"] = asdict(marker)
+        name += "-marked"
     key = _cache_key(settings)
-    path = cache_dir("models") / f"{dataset}-{arch}-{key}.keras"
+    path = cache_dir("models") / f"{name}-{key}.keras"
     start = time.perf_counter()
     record = path.with_suffix(".json")
     if path.exists():
@@ -106,7 +120,7 @@ def train_or_load(dataset: str, arch: str | None = None, epochs: int | None = No
         model = ARCHITECTURES[arch](x_train.shape[1:], int(y_train.max()) + 1)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
-        logs = cache_dir("logs") / f"{dataset}-{arch}-{key}"
+        logs = cache_dir("logs") / f"{name}-{key}"
         take = (slice(None) if n_train is None else np.random.default_rng(
             seed).permutation(len(x_train))[:n_train])
         model.fit(x_train[take], y_train[take], epochs=epochs,

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Figures each chapter must show, and chapters that must name their model.
 FIGURES = {"deep_shap_mnist": 2, "gradcam_eli5": 3, "lime": 4, "gradient_shap": 3,
            "deep_shap_cifar10": 3, "anchors": 1, "integrated_gradients": 4,
-           "comparison": 5}
+           "comparison": 5, "shortcut": 3}
 IMAGENET = ("gradcam_eli5", "lime", "gradient_shap", "integrated_gradients")
 # Where the build writes each executed chapter (myst-nb): NAME.ipynb, and
 # NAME.glue.json with the values the chapter glued with display=False.
@@ -168,3 +168,18 @@ def test_measured_numbers_from_the_glued_values():
     assert number(cifar["cifar_additivity"]) < 1e-3, "CIFAR-10 additivity"
     ig = glued("integrated_gradients")
     assert number(ig["alibi_relative"]) < 1e-3, "IG vs Alibi"
+    # Each chapter's library call and the same through helpers.explain agree.
+    for chapter, key, tolerance in (
+            ("deep_shap_mnist", "mnist_explain_gap", 1e-5),
+            ("deep_shap_cifar10", "cifar_explain_gap", 1e-5),
+            ("gradcam_eli5", "explain_difference", 1e-4),
+            ("lime", "lime_difference", 1e-6),
+            ("gradient_shap", "shap_difference", 1e-5),
+            ("integrated_gradients", "own_difference", 1e-4)):
+        assert number(glued(chapter)[key]) <= tolerance, (chapter, key)
+    # The planted marker: the marked model follows it, the clean one does not.
+    shortcut = glued("shortcut")
+    assert number(shortcut["follows"]) >= 80, "reliance on the marker"
+    assert number(shortcut["follows_chance"]) <= 10, "chance level"
+    assert number(shortcut["follows_clean"]) <= 10, "the clean control"
+    assert int(number(shortcut["n_scored"])) >= 500, "images scored"

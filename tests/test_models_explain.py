@@ -72,7 +72,7 @@ def test_deep_shap_of_the_top_class_only_equals_its_column(small_model, fashion)
         column = every.values[np.arange(3), ..., top.ranked[:, rank]]
         np.testing.assert_allclose(top.values[..., rank], column, atol=1e-6)
     assert additivity_error(model, images, top) < 1e-3
-    # explain(): the predicted class takes the ranked path, another the full one.
+    # explain(): the predicted class takes the ranked path, another a class-picking layer.
     other = (predicted + 1) % 10
     for targets in (predicted, other):
         maps = helpers.explain(model, images, "deep_shap", targets=targets,

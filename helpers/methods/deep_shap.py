@@ -109,7 +109,8 @@ def _relu6_layers(model: keras.Model) -> list[str]:
 class DeepShapMethod(Method):
     """Deep SHAP of each image's target; the map sums the values over channels.
     The predicted class is explained alone (shap's `ranked_outputs=1`); any
-    other target costs every class (models with at most 20 classes).
+    other target through the model followed by a layer that picks that class
+    (one explainer per distinct target class).
 
     Options:
         background: images like the inputs (required).
@@ -136,19 +137,27 @@ class DeepShapMethod(Method):
     def attribute(self, context: Context, inputs: np.ndarray,
                   targets: np.ndarray) -> np.ndarray:
         engine = context.engine
-        n_classes = context.model.output_shape[-1]
         top = targets == engine.predict(inputs).argmax(-1)
-        if not top.all() and n_classes > 20:
-            raise ValueError(f"targets: method 'deep_shap' explains a class other than "
-                             f"the predicted one by explaining all {n_classes} classes; "
-                             "use 'gradient_shap' or 'integrated_gradients'")
         maps = np.zeros(inputs.shape[:3], np.float32)
-        run = dict(model=context.model, background=self.background, chunk=self.chunk,
-                   score=self.score, engine=engine)
+        run = dict(background=self.background, chunk=self.chunk, engine=engine)
         if top.any():
-            maps[top] = deep_shap(images=inputs[top], ranked_outputs=1,
-                                  **run).values[..., 0].sum(-1)
-        if not top.all():
-            rest = deep_shap(images=inputs[~top], **run).values
-            maps[~top] = rest[np.arange(len(rest)), ..., targets[~top]].sum(-1)
+            maps[top] = deep_shap(context.model, images=inputs[top], ranked_outputs=1,
+                                  score=self.score, **run).values[..., 0].sum(-1)
+        # Any other target: the explained output followed by a linear layer that
+        # picks the class. Deep SHAP's rules are linear there, so the values are
+        # that class's, at the cost of one class instead of all of them.
+        for target in np.unique(targets[~top]):
+            rows = ~top & (targets == target)
+            picked = class_model(scored_model(context.model, self.score), int(target))
+            maps[rows] = deep_shap(picked, images=inputs[rows], score="probability",
+                                   **run).values[..., 0].sum(-1)
         return maps
+
+
+def class_model(model: keras.Model, target: int) -> keras.Model:
+    """`model` with one output: its output for class `target` (a fixed linear layer)."""
+    n_classes = model.output_shape[-1]
+    pick = keras.layers.Dense(1, use_bias=False, trainable=False, name=f"class_{target}")
+    picked = keras.Model(model.inputs, pick(model.outputs[0]), name=f"{model.name}_{target}")
+    pick.set_weights([np.eye(n_classes, dtype=np.float32)[:, target:target + 1]])
+    return picked
