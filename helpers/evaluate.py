@@ -8,7 +8,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from .engine import Engine
-from .methods import Attribution, explain
+from .methods import Attribution, explain, get
 from .methods.deep_shap import deep_shap
 
 
@@ -80,18 +80,25 @@ def random_maps(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
 
 
 def max_sensitivity(model: keras.Model, inputs: np.ndarray, method: str,
-                    radius: float = 0.02, samples: int = 3, seed: int = 0,
+                    radius: float = 0.02, draws: int = 3, noise_seed: int = 0,
                     reference: Attribution | None = None, **options) -> np.ndarray:
-    """Per image: max over noisy copies of ||map(x + d) - map(x)||, relative to
-    the larger of the two maps' norms, so it lies in [0, 2]. `reference`: the
-    maps of `inputs` already computed with these options (else computed)."""
-    reference = reference or explain(model, inputs, method, **options)
-    rng = np.random.default_rng(seed)
+    """Per image: max over `draws` noisy copies (uniform in ±`radius`) of
+    ||map(x + d) - map(x)||, relative to the larger of the two maps' norms, so
+    it lies in [0, 2] (Yeh et al. 2019), for `targets` (default: predicted).
+    `reference`: the maps of `inputs` already computed with these options
+    (else computed); other keywords are the method's options (its own `seed`,
+    `samples`, ... pass through)."""
+    targets = options.pop("targets", None)
+    reference = reference or explain(model, inputs, method, targets, **options)
+    rng = np.random.default_rng(noise_seed)
     worst = np.zeros(len(inputs))
     flat = reference.maps.reshape(len(inputs), -1)
-    for _ in range(samples):
+    for _ in range(draws):
         noisy = inputs + rng.uniform(-radius, radius, inputs.shape).astype(np.float32)
-        maps = explain(model, noisy, method, targets=reference.targets, **options)
+        # A method that explains the prediction only follows the noisy input's.
+        maps = explain(model, noisy, method,
+                       targets=reference.targets if get(method).any_target else None,
+                       **options)
         other = maps.maps.reshape(len(inputs), -1)
         # A map can be all zero (Grad-CAM's ReLU): scale by the larger norm.
         size = np.maximum(np.linalg.norm(flat, axis=1), np.linalg.norm(other, axis=1))
@@ -118,9 +125,9 @@ def randomized_top(model: keras.Model, layers: int = 2, seed: int = 0) -> keras.
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman correlation of |a| and |b|, image by image."""
-    # A constant map has no ranking left: count it as no correlation (0).
-    return np.array([0.0 if np.ptp(x) == 0 or np.ptp(y) == 0 else
+    """Spearman correlation of |a| and |b|, image by image; NaN where either
+    map is constant (no ranking to correlate: not a pass, not a failure)."""
+    return np.array([np.nan if np.ptp(x) == 0 or np.ptp(y) == 0 else
                      spearmanr(np.abs(x).ravel(), np.abs(y).ravel())[0]
                      for x, y in zip(a, b)])
 
@@ -199,15 +206,16 @@ def softmax_factors(model: keras.Model, images: np.ndarray, background: np.ndarr
 
 
 def randomization_check(model: keras.Model, inputs: np.ndarray, method: str,
-                        layers: int = 2, seed: int = 0,
+                        layers: int = 2, init_seed: int = 0,
                         original: Attribution | None = None, **options) -> np.ndarray:
     """Adebayo et al. (2018): rank correlation of maps before and after
     re-initialising the top layers. Near 1 means the method ignores the
     weights it claims to explain: it fails the check. `original`: the maps
     already computed on `model` with these options (else computed)."""
     original = original or explain(model, inputs, method, **options)
-    random_model = randomized_top(model, layers, seed)
-    again = explain(random_model, inputs, method, targets=original.targets, **options)
+    random_model = randomized_top(model, layers, init_seed)
+    again = explain(random_model, inputs, method,
+                    targets=original.targets if get(method).any_target else None, **options)
     return rank_correlation(original.maps, again.maps)
 
 
@@ -237,9 +245,9 @@ def score_methods(model: keras.Model, inputs: np.ndarray, methods: dict[str, dic
                "deletion AUC": deletion.auc.mean(), "insertion AUC": insertion.auc.mean()}
         if stability:
             row["max-sensitivity"] = max_sensitivity(
-                model, inputs, method, seed=seed, reference=result, **options).mean()
-        row["randomisation rank corr."] = randomization_check(
-            model, inputs, method, seed=seed, original=result, **options).mean()
+                model, inputs, method, noise_seed=seed, reference=result, **options).mean()
+        row["randomisation rank corr."] = np.nanmean(randomization_check(
+            model, inputs, method, init_seed=seed, original=result, **options))
         rows.append(row)
     targets = next(iter(found.values())).targets
     chance = random_maps(inputs.shape[:3], seed)

@@ -275,3 +275,10 @@ def test_gradcam_divides_by_the_maximum(small_model, fashion_batch):
             cams = chosen.cams(Context(Engine(model), 0.0, 1.0), inputs, targets)
             # Saturated probabilities give maxima of ~1e-6: no epsilon may move them.
             np.testing.assert_array_equal(cams.reshape(len(cams), -1).max(1), 1.0)
+
+
+def test_anchors_explain_the_predicted_class_only(small_model, fashion_batch):
+    inputs, _ = fashion_batch
+    other = (np.asarray(small_model.model(inputs)).argmax(1) + 1) % 10
+    with pytest.raises(ValueError, match="explains the model.s predicted class only"):
+        helpers.explain(small_model.model, inputs, "anchors", other)

@@ -116,7 +116,14 @@ def explain(model: keras.Model, inputs: np.ndarray, method: str, targets=None, *
     chosen = cls(**options)
     chosen.check(model, inputs)
     start = time.perf_counter()
+    predicted_only = targets is None
     targets = check_targets(engine, inputs, targets)
+    if not cls.any_target and not predicted_only:
+        other = np.flatnonzero(engine.predict(inputs).argmax(-1) != targets)
+        if len(other):
+            raise ValueError(f"targets: method {method!r} explains the model's predicted "
+                             f"class only; images {other[:5].tolist()} have another target "
+                             "(pass targets=None)")
     context = Context(engine, low, high, progress)
     maps = chosen.attribute(context, inputs, targets)
     settings = {f: getattr(chosen, f) for f in cls.options()}

@@ -56,7 +56,8 @@ def coverage_samples(image: np.ndarray) -> int:
 class Anchors(Method):
     """`AnchorImage(predict, shape, segmentation_fn).explain(image, threshold=...)`
     per image; the map is 1 on the anchor's superpixels, 0 elsewhere (an
-    empty anchor gives an empty map).
+    empty anchor gives an empty map). An anchor explains the predicted class:
+    other targets are refused.
 
     Options:
         segmentation: "rectangles" (default) or "slic".
@@ -68,6 +69,7 @@ class Anchors(Method):
     """
 
     name: ClassVar[str] = "anchors"
+    any_target: ClassVar[bool] = False
     segmentation: str = "rectangles"
     segment_options: dict | None = None
     threshold: float = 0.95

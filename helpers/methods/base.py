@@ -61,6 +61,7 @@ class Method:
     docstring); `attribute` returns one `(n, H, W)` map per image."""
 
     name: ClassVar[str] = ""
+    any_target: ClassVar[bool] = True  # False: explains the predicted class only
 
     @classmethod
     def options(cls) -> dict:
