@@ -66,10 +66,15 @@ def logit_model(model: keras.Model) -> keras.Model:
     return logits
 
 
-def scored_model(model: keras.Model, score: str) -> keras.Model:
-    """The model whose output is `score`: "logit" or "probability" (as it is)."""
+def check_score(score: str) -> None:
+    """Raise a clear error unless `score` is one of SCORES."""
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+
+
+def scored_model(model: keras.Model, score: str) -> keras.Model:
+    """The model whose output is `score`: "logit" or "probability" (as it is)."""
+    check_score(score)
     return logit_model(model) if score == "logit" else model
 
 

@@ -9,7 +9,7 @@ from typing import ClassVar, NamedTuple
 import keras
 import numpy as np
 
-from ..engine import SCORES, Engine, logit_model, scored_model
+from ..engine import Engine, check_score, logit_model, scored_model
 from .base import Context, Method, check_images, register
 
 
@@ -127,8 +127,7 @@ class DeepShapMethod(Method):
         if self.background is None:
             raise ValueError("method 'deep_shap' needs background=<images like inputs>")
         self.background = check_images("background", self.background, model)
-        if self.score not in SCORES:
-            raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
+        check_score(self.score)
         unsupported = _relu6_layers(model)
         if unsupported:
             raise ValueError(f"method 'deep_shap': shap.DeepExplainer has no rule for "

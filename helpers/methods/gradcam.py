@@ -8,7 +8,7 @@ from typing import ClassVar
 import keras
 import numpy as np
 
-from ..engine import SCORES, check_layer
+from ..engine import check_layer, check_score
 from .base import Context, Method, register, upsample
 
 CONV_TYPES = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D",
@@ -62,8 +62,7 @@ class GradCam(Method):
     score: str = "logit"
 
     def check(self, model, inputs) -> None:
-        if self.score not in SCORES:
-            raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
+        check_score(self.score)
         self.layer = self.layer or gradcam_layer(model)
         check_layer(model, self.layer)
 

@@ -9,7 +9,7 @@ from typing import ClassVar
 import keras
 import numpy as np
 
-from ..engine import SCORES, check_layer, scored_model
+from ..engine import check_layer, check_score, scored_model
 from .base import Context, Method, check_images, register, upsample
 
 
@@ -54,8 +54,7 @@ class GradientShap(Method):
         if self.background is None:
             raise ValueError("method 'gradient_shap' needs background=<images like inputs>")
         self.background = check_images("background", self.background, model)
-        if self.score not in SCORES:
-            raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
+        check_score(self.score)
         if not isinstance(self.nsamples, (int, np.integer)) or self.nsamples < 1:
             raise ValueError(f"nsamples must be a positive integer, got {self.nsamples!r}")
         if self.layer is not None:

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..engine import SCORES
+from ..engine import check_score
 from .base import Context, Method, register
 
 RULES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle",
@@ -85,8 +85,7 @@ class IntegratedGradients(Method):
     score: str = "logit"
 
     def check(self, model, inputs) -> None:
-        if self.score not in SCORES:
-            raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
+        check_score(self.score)
         ig_alphas(self.steps, self.rule)
         if isinstance(self.baseline, str) and self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES} or an array, "

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..engine import SCORES
+from ..engine import check_score
 from .base import Context, Method, register
 
 
@@ -23,8 +23,7 @@ class Saliency(Method):
     score: str = "logit"
 
     def check(self, model, inputs) -> None:
-        if self.score not in SCORES:
-            raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
+        check_score(self.score)
 
     def attribute(self, context: Context, inputs: np.ndarray,
                   targets: np.ndarray) -> np.ndarray:
