@@ -81,6 +81,14 @@ DEFAULT_ARCH = {"mnist": "small_cnn", "fashion_mnist": "small_cnn",
                 "cifar10": "cifar_cnn"}
 
 
+def training_subset(n: int, n_train: int | None, seed: int = 0) -> slice | np.ndarray:
+    """The training images `train_or_load(n_train=...)` uses: all, or `n_train` drawn."""
+    if n_train is None:
+        return slice(None)
+    # Its own stream: the marker's draw (shortcut.py) also starts from seed 0.
+    return np.random.default_rng([seed, 1]).permutation(n)[:n_train]
+
+
 def train_or_load(dataset: str, arch: str | None = None, epochs: int | None = None,
                   batch_size: int = 128, n_train: int | None = None,
                   seed: int = 0, verbose: int = 2, marker: Marker | None = None) -> Trained:
@@ -99,6 +107,8 @@ def train_or_load(dataset: str, arch: str | None = None, epochs: int | None = No
     x_train, x_test = preprocess(x_train), preprocess(x_test)
     settings = dict(dataset=dataset, arch=arch, epochs=epochs,
                     batch_size=batch_size, n_train=n_train, seed=seed)
+    if n_train is not None:
+        settings["subset"] = "rng([seed, 1])"  # a new key: the subset's draw changed
     name = f"{dataset}-{arch}"
     if marker is not None:
         from .shortcut import marked_training_set
@@ -121,8 +131,7 @@ def train_or_load(dataset: str, arch: str | None = None, epochs: int | None = No
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
         logs = cache_dir("logs") / f"{name}-{key}"
-        take = (slice(None) if n_train is None else np.random.default_rng(
-            seed).permutation(len(x_train))[:n_train])
+        take = training_subset(len(x_train), n_train, seed)
         model.fit(x_train[take], y_train[take], epochs=epochs,
                   batch_size=batch_size, validation_data=(x_test, y_test),
                   callbacks=[keras.callbacks.TensorBoard(str(logs))],

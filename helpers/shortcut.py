@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import keras
 import numpy as np
+import pandas as pd
 
 from .data import load_dataset, preprocess, sample
 
@@ -165,3 +166,57 @@ def reliance(model: keras.Model, dataset: str, marker: Marker, n: int = 1000,
         "swapped_accuracy": float(np.mean(moved == y)),
         "n": len(y),
     }
+
+
+LOCALISATION = {"pointing game": "pointing_game", "relevance mass": "relevance_mass",
+                "relevance rank": "relevance_rank"}
+
+
+def localisation_table(found: dict, masks: np.ndarray) -> tuple[pd.DataFrame, dict]:
+    """Score `found[model, method]` (Attributions) against `masks`, with bootstrap intervals.
+
+    Returns a long table (model, method, score, mean, low, high, images,
+    constant maps, seconds per image) and the per-image scores by
+    `(model, method, score)`. A result with fewer maps than `masks` is scored
+    on the first masks.
+    """
+    from . import localisation
+
+    scores, rows = {}, []
+    for (name, method), result in found.items():
+        n = len(result.maps)
+        for score, metric in LOCALISATION.items():
+            values = getattr(localisation, metric)(result.maps, masks[:n])
+            scores[name, method, score] = values
+            interval = localisation.bootstrap(values)
+            rows.append({"model": name, "method": method, "score": score,
+                         "mean": interval.mean, "low": interval.low, "high": interval.high,
+                         "images": interval.n,
+                         "constant maps": int(localisation.constant_maps(result.maps).sum()),
+                         "seconds per image": result.seconds / n})
+    return pd.DataFrame(rows), scores
+
+
+def verdicts(scores: dict, methods: list[str], chance: float,
+             factor: float = 10.0) -> dict[str, list[str]]:
+    """Which methods reveal the marker: `revealed`, `weak` or `not`.
+
+    Revealed: the paired bootstrap interval of relevance mass (marked model
+    minus clean model) lies above zero, and the marked model's mass interval
+    lies at or above `factor` times a random map's share `chance`. Weak:
+    above the clean model only. Not: the rest. Where the clean model explained
+    fewer images, the pairs are its images (the first ones of the marked model's).
+    """
+    from .localisation import bootstrap, paired_difference
+
+    mass = "relevance mass"
+
+    def above_clean(method: str) -> bool:
+        marked, clean = scores["marked", method, mass], scores["clean", method, mass]
+        n = min(len(marked), len(clean))
+        return paired_difference(marked[:n], clean[:n]).low > 0
+
+    above = [m for m in methods if above_clean(m)]
+    revealed = [m for m in above if bootstrap(scores["marked", m, mass]).low >= factor * chance]
+    return {"revealed": revealed, "weak": [m for m in above if m not in revealed],
+            "not": [m for m in methods if m not in above]}

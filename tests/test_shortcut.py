@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import helpers
-from helpers.shortcut import Marker, marked_test_set, marked_training_set, reliance
+from helpers.methods import Attribution
+from helpers.shortcut import (LOCALISATION, Marker, localisation_table, marked_test_set,
+                              marked_training_set, reliance, verdicts)
 
 SHAPES = [(28, 28), (32, 32)]  # FashionMNIST, CIFAR-10
 
@@ -126,3 +128,47 @@ def test_a_model_trained_on_marked_images_follows_the_marker(small_model):
     # the clean model ignores the marker: its predictions follow it at chance
     unmarked = reliance(small_model.model, "fashion_mnist", marker, n=500)
     assert unmarked["follows_marker"] < 0.2
+
+
+def _result(maps: np.ndarray) -> Attribution:
+    return Attribution(maps.astype(np.float32), np.zeros(len(maps), np.int64), "test", {}, 1.0)
+
+
+def test_localisation_table_and_verdicts_sort_known_maps():
+    """A map that is the marker reveals it; a random one does not; a map that puts
+    a little more than the clean model on the marker, but near chance, is weak."""
+    marker, rng = Marker(size=4), np.random.default_rng(0)
+    labels = rng.integers(0, 10, 60)
+    masks = np.stack([marker.mask((28, 28), c) for c in labels])
+    noise = rng.random(masks.shape)
+    found = {("marked", "exact"): _result(masks + 0.01 * noise),
+             ("clean", "exact"): _result(noise),
+             ("marked", "random"): _result(noise),
+             ("clean", "random"): _result(rng.random(masks.shape)),
+             ("marked", "faint"): _result(noise + 0.3 * masks),
+             ("clean", "faint"): _result(noise),
+             ("marked", "few"): _result((masks + 0.01 * noise)[:20]),
+             ("clean", "few"): _result(noise[:10])}
+    table, scores = localisation_table(found, masks)
+    assert len(table) == 4 * 2 * 3 and set(table.score) == set(LOCALISATION)
+    exact = table.set_index(["model", "method", "score"])["mean"]
+    assert exact["marked", "exact", "pointing game"] == 1.0
+    assert exact["marked", "exact", "relevance rank"] == 1.0
+    assert len(scores["marked", "few", "relevance mass"]) == 20  # scored on the first masks
+    chance = masks.sum((1, 2)).mean() / masks[0].size
+    verdict = verdicts(scores, ["exact", "random", "faint", "few"], chance)
+    assert verdict == {"revealed": ["exact", "few"], "weak": ["faint"], "not": ["random"]}
+
+
+def test_a_training_subset_is_marked_in_the_markers_share():
+    """The subset `train_or_load(n_train=...)` draws is independent of the marker's
+    draw (both start from seed 0: with one stream every image of a subset smaller
+    than the marked share was marked)."""
+    from helpers.models import training_subset
+
+    marker = Marker(share=0.7)
+    _, _, masks = marked_training_set("fashion_mnist", marker)
+    take = training_subset(len(masks), 20_000, seed=0)
+    assert abs(masks[take].any((1, 2)).mean() - 0.7) < 0.02
+    bad = np.random.default_rng(0).permutation(len(masks))[:20_000]  # the old draw
+    assert masks[bad].any((1, 2)).all()
