@@ -104,6 +104,12 @@ def explain(model: keras.Model, inputs: np.ndarray, method: str, targets=None, *
     gives) sets what "black" means for the methods that switch pixels off;
     default: the range of `inputs`. Every other keyword is an option of the
     method: `help(helpers.methods.get(method))` lists them with their defaults.
+
+    Each image's map depends only on that image, the model, its target and the
+    options, never on the other images in the call (random methods give every
+    image the same draws of their seed), up to float round-off. The one
+    exception is the default `pixel_range`, computed from all of `inputs`:
+    pass it explicitly to explain a data set in chunks with the same maps.
     """
     cls = get(method)
     unknown = set(options) - set(cls.options())

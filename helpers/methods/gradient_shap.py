@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from ..engine import check_layer, check_score, scored_model
-from .base import Context, Method, check_images, register, upsample
+from .base import Context, Method, check_images, progress, register, upsample
 
 
 def split_at(model: keras.Model, layer: str) -> tuple[keras.Model, keras.Model]:
@@ -29,15 +29,19 @@ def split_at(model: keras.Model, layer: str) -> tuple[keras.Model, keras.Model]:
 @register
 @dataclass
 class GradientShap(Method):
-    """`shap.GradientExplainer(model, background).shap_values(inputs, nsamples=...)`
-    for each image's target; the map sums the values over channels (at a
-    `layer`: over its feature maps, resized to the input).
+    """`shap.GradientExplainer(model, background).shap_values(image, nsamples=...,
+    rseed=seed)` for each image and its target; the map sums the values over
+    channels (at a `layer`: over its feature maps, resized to the input).
+
+    One call per image: shap draws the samples of all the images it is given
+    from one stream, so in one call an image's samples would depend on the
+    images before it. Per image, every image gets the same draws.
 
     Options:
         background: images like the inputs (required): the reference distribution.
         nsamples: background/path samples per image (default 200).
         local_smoothing: std of noise added to the inputs (shap's option, default 0).
-        seed: shap's `rseed`.
+        seed: shap's `rseed`, the same for every image.
         layer: explain at this layer's output instead of the pixels (default None).
         score: "logit" (default) or "probability".
     """
@@ -74,10 +78,14 @@ class GradientShap(Method):
         explainer = shap.GradientExplainer(model, background, batch_size=engine.batch_size,
                                            local_smoothing=self.local_smoothing)
         engine.count_shap(explainer)
+        values = np.zeros(inputs.shape[:3])  # float64, as shap returns them
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "The structure of `inputs`")
-            values, _ = explainer.shap_values(inputs, nsamples=self.nsamples, rseed=self.seed,
-                                              ranked_outputs=targets[:, None],
-                                              output_rank_order="custom")
-        values = np.asarray(values).reshape(inputs.shape).sum(-1)
+            for i in progress(range(len(inputs)), len(inputs), "gradient_shap",
+                              context.progress):
+                found, _ = explainer.shap_values(inputs[i:i + 1], nsamples=self.nsamples,
+                                                 rseed=self.seed,
+                                                 ranked_outputs=targets[i:i + 1, None],
+                                                 output_rank_order="custom")
+                values[i] = np.asarray(found).reshape(inputs.shape[1:]).sum(-1)
         return upsample(values, size) if self.layer else values

@@ -37,7 +37,8 @@ def ig_alphas(steps: int, rule: str = "gausslegendre") -> tuple[np.ndarray, np.n
 
 def make_baseline(kind, inputs: np.ndarray, pixel_range=(0.0, 1.0), n_noise: int = 4,
                   seed: int = 0, sigma: float = 5.0) -> np.ndarray:
-    """Baselines `(draws, n, H, W, C)`: black, blurred, uniform noise, or given."""
+    """Baselines `(draws, n, H, W, C)`: black, blurred, uniform noise (the same
+    `n_noise` draws for every image), or given."""
     low, high = pixel_range
     if isinstance(kind, str):
         if kind == "black":
@@ -48,8 +49,10 @@ def make_baseline(kind, inputs: np.ndarray, pixel_range=(0.0, 1.0), n_noise: int
             return gaussian(inputs, sigma=(0, sigma, sigma, 0),
                             preserve_range=True)[None].astype(np.float32)
         if kind == "noise":
-            rng = np.random.default_rng(seed)
-            return rng.uniform(low, high, (n_noise, *inputs.shape)).astype(np.float32)
+            # Drawn once for all images: an image's baselines do not depend on
+            # its place in the batch.
+            draws = np.random.default_rng(seed).uniform(low, high, (n_noise, 1, *inputs.shape[1:]))
+            return np.broadcast_to(draws.astype(np.float32), (n_noise, *inputs.shape)).copy()
         raise ValueError(f"baseline must be one of {BASELINES} or an array, got {kind!r}")
     baseline = np.asarray(kind, np.float32)
     if baseline.shape not in (inputs.shape[1:], inputs.shape):
@@ -69,7 +72,8 @@ class IntegratedGradients(Method):
     Options:
         steps: points on the path (default 50).
         baseline: "black", "blur" (Gaussian, `sigma` pixels), "noise" (`n_noise`
-            uniform draws with `seed`, averaged) or an array like the inputs.
+            uniform draws with `seed`, the same for every image, averaged) or an
+            array like the inputs.
         rule: the quadrature, one of RULES (default "gausslegendre").
         n_noise, seed, sigma: for the "noise" and "blur" baselines.
         score: "logit" (default) or "probability".

@@ -23,7 +23,8 @@ class SmoothGrad(Method):
         base_options: that method's options (default: its defaults).
         noise: noise std as a fraction of the pixel range (default 0.15).
         samples: noisy copies per image (default 25).
-        seed: the noise's seed.
+        seed: the noise's seed. Every image gets the same `samples` draws (as
+            RISE's masks), so its map does not depend on the images beside it.
     """
 
     name: ClassVar[str] = "smoothgrad"
@@ -48,16 +49,16 @@ class SmoothGrad(Method):
 
     def attribute(self, context: Context, inputs: np.ndarray,
                   targets: np.ndarray) -> np.ndarray:
-        rng = np.random.default_rng(self.seed)
         sigma = np.float32(self.noise) * (np.asarray(context.high, np.float32)
                                           - np.asarray(context.low, np.float32))
+        noise = sigma * np.random.default_rng(self.seed).standard_normal(
+            (self.samples, *inputs.shape[1:]), np.float32)
         # Images per round: their noisy copies fill about one model call.
         step = max(1, context.engine.batch_size // self.samples)
         maps = []
         for start in range(0, len(inputs), step):
             part = inputs[start:start + step]
-            noisy = np.repeat(part, self.samples, axis=0)
-            noisy += sigma * rng.standard_normal(noisy.shape, np.float32)
+            noisy = (part[:, None] + noise).reshape(-1, *inputs.shape[1:])
             found = self.method.attribute(context, noisy,
                                           np.repeat(targets[start:start + step], self.samples))
             maps.append(found.reshape(len(part), self.samples, *found.shape[1:]).mean(1))
