@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,15 @@ def classifier():
     from helpers.models import imagenet_classifier
 
     return imagenet_classifier(prefer=("mobilenet",))
+
+
+def pytest_sessionstart(session):
+    session.config.started = time.time()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The book build's per-chapter execution times, if the book was built now."""
+    times = Path(__file__).resolve().parents[1] / "_build" / "chapter_times.txt"
+    if times.exists() and times.stat().st_mtime >= getattr(config, "started", 0):
+        terminalreporter.write_sep("-", "book build")
+        terminalreporter.write_line(times.read_text().rstrip())
