@@ -16,6 +16,17 @@ def upsample(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return resize(heatmap, shape, order=1, mode="edge")
 
 
+def display_map(m: np.ndarray) -> tuple[np.ndarray, str, float, float]:
+    """`(map, cmap, vmin, vmax)` for imshow: signed maps on a symmetric red-blue scale,
+    never-negative ones in reds from their minimum; clipped at the 99th percentile of |map|."""
+    top = np.percentile(np.abs(m), 99) or np.abs(m).max() or 1.0
+    if m.min() < 0:
+        return np.clip(m, -top, top), "bwr", -top, top
+    low = m.min()
+    top = max(top, low + 1e-12)
+    return np.minimum(m, top), "Reds", low, top
+
+
 def overlay(ax, image: np.ndarray, heatmap: np.ndarray, title: str = "",
             cmap: str = "jet", alpha: float = 0.45, signed: bool = False) -> None:
     """Draw `image` with `heatmap` (upsampled to it) on top, on `ax`."""

@@ -115,6 +115,10 @@ class Interval(NamedTuple):
     n: int         # images used
     dropped: int   # NaN values left out (e.g. constant maps)
 
+    def __str__(self) -> str:
+        """'0.43 [0.41, 0.45]': the mean and its interval."""
+        return f"{self.mean:.2f} [{self.low:.2f}, {self.high:.2f}]"
+
 
 def _finite(values: np.ndarray, name: str) -> tuple[np.ndarray, int]:
     """`values` as a 1-D float array without its NaNs, and how many were dropped."""

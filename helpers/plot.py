@@ -233,5 +233,5 @@ def save_image(image: np.ndarray, path: str | Path) -> Path:
 
 
 # Photo figures live in helpers/heatmaps.py; chapters import them from here too.
-from .heatmaps import (SCORES, anchor_grid, image_row, lime_masks, overlay,  # noqa: E402,F401
-                       score_bars, upsample)
+from .heatmaps import (SCORES, anchor_grid, display_map, image_row, lime_masks,  # noqa: E402,F401
+                       overlay, score_bars, upsample)
