@@ -11,7 +11,7 @@ ifdef XAI_BOOK_MIRROR
 export XAI_BOOK_MIRROR := $(abspath $(XAI_BOOK_MIRROR))
 endif
 
-.PHONY: help install book test check sync mnist mnistfashion model shap tb serve bench clean
+.PHONY: help install book test check sync mnist mnistfashion model shap tb serve bench global clean
 
 help:
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -54,6 +54,10 @@ tb: install  ## TensorBoard on the training logs
 
 bench: install  ## time every method against its floor: bench/*.csv, *.json
 	$(PY) -m helpers.bench --out bench
+
+global: install  ## explain the FashionMNIST test set on Dask (resumable): maps/*.zarr
+	$(PY) -m helpers.explain_dataset --dataset fashion_mnist --method integrated_gradients \
+		--out maps/fashion_mnist-integrated_gradients.zarr
 
 serve:  ## serve the built site on http://$(HOST):$(PORT)
 	@test -f _build/html/index.html || { echo "no site yet: run make book"; exit 1; }
