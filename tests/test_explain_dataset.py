@@ -20,8 +20,9 @@ from conftest import READER_CACHE
 
 import helpers
 from helpers.data import preprocess
-from helpers.explain_dataset import IDENTITY, local_cluster, model_hash
+from helpers.explain_dataset import local_cluster, model_hash
 from helpers.explain_dataset.__main__ import main
+from helpers.explain_dataset.store import IDENTITY
 
 IG = dict(steps=16)  # fewer steps than the default: the same code, faster
 
