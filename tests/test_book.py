@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Figures each chapter must show, and chapters that must name their model.
 FIGURES = {"deep_shap_mnist": 2, "gradcam_eli5": 3, "lime": 4, "gradient_shap": 3,
            "deep_shap_cifar10": 3, "anchors": 1, "integrated_gradients": 4,
-           "comparison": 3, "comparison_photos": 2, "shortcut": 3, "shortcut_cifar10": 3}
+           "comparison": 3, "comparison_photos": 2, "shortcut": 3, "shortcut_cifar10": 3,
+           "whole_test_set": 3}
 IMAGENET = ("gradcam_eli5", "lime", "gradient_shap", "integrated_gradients",
             "comparison_photos")
 # Where the build writes each executed chapter (myst-nb): NAME.ipynb, and
@@ -193,3 +194,8 @@ def test_measured_numbers_from_the_glued_values():
     assert number(colour["c10_follows_chance"]) <= 15, "CIFAR-10: chance level"
     assert number(colour["c10_follows_clean"]) <= 15, "CIFAR-10: the clean control"
     assert int(number(colour["c10_n_scored"])) >= 500, "CIFAR-10: images scored"
+    # A whole test set: the marked model's mean map sits on the marker.
+    dataset_level = glued("whole_test_set")
+    assert number(dataset_level["global_marked_share"]) >= 5 * number(
+        dataset_level["global_clean_share"]), "the shortcut at dataset level"
+    assert number(dataset_level["global_n_images"]) == 10_000, "the whole test set"
