@@ -78,8 +78,12 @@ def pytest_sessionstart(session):
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    """The book build's per-chapter execution times, if the book was built now."""
-    times = Path(__file__).resolve().parents[1] / "_build" / "chapter_times.txt"
-    if times.exists() and times.stat().st_mtime >= getattr(config, "started", 0):
+    """The book build's per-chapter execution times and peak memory, if the book was
+    built now (tests/test_book.py writes them)."""
+    build = Path(__file__).resolve().parents[1] / "_build"
+    fresh = [path for path in (build / "chapter_times.txt", build / "peak_memory.txt")
+             if path.exists() and path.stat().st_mtime >= getattr(config, "started", 0)]
+    if fresh:
         terminalreporter.write_sep("-", "book build")
-        terminalreporter.write_line(times.read_text().rstrip())
+    for path in fresh:
+        terminalreporter.write_line(path.read_text().rstrip())

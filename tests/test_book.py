@@ -7,13 +7,15 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
+from datetime import timezone
 from pathlib import Path
 
 import jupytext
 import pytest
 import yaml
+
+from helpers.peak_memory import GB, format_report, measure, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 # Figures each chapter must show, and chapters that must name their model.
@@ -121,18 +123,41 @@ def test_every_chapter_is_in_the_toc():
         assert (ROOT / f"{name}.md").exists(), name
 
 
+def chapter_running_at(when: float) -> str | None:
+    """The chapter the build was executing at `when` (a `time.time()`), from the
+    start and end jupyter-cache records of each execution; None if none was."""
+    from jupyter_cache import get_cache
+
+    cache = ROOT / "_build" / ".jupyter_cache"
+    if not cache.exists():
+        return None
+    for record in get_cache(str(cache)).list_cache_records():
+        # jupyter-cache stamps a record, when the execution ends, with a naive UTC time.
+        end = record.created.replace(tzinfo=timezone.utc).timestamp()
+        start = end - float((record.data or {}).get("execution_seconds", 0))
+        if start - 1 <= when <= end + 1:
+            return Path(record.uri).stem
+    return None
+
+
 @pytest.mark.book
 def test_book_builds_with_every_chapter_executed():
     """`jupyter-book build -W --keep-going`: any failing cell fails the build."""
     exe = Path(sys.executable).parent / "jupyter-book"
     command = [str(exe if exe.exists() else shutil.which("jupyter-book")),
                "build", str(ROOT), "-W", "--keep-going"]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    result = measure(command, capture_output=True, text=True, cwd=ROOT)
     log = result.stdout + result.stderr
     times = re.search(r"chapter execution times.*?executed in this build: [^\n]*", log, re.S)
     if times:  # printed at the end of the test session (conftest.py)
         (ROOT / "_build" / "chapter_times.txt").write_text(times.group(0) + "\n")
+    chapter = chapter_running_at(result.peak_process_time)
+    memory = format_report(result) + (f"  the build was executing {chapter} at that peak\n"
+                                      if chapter else "")
+    write_report(memory, ROOT / "_build" / "peak_memory.txt")  # printed at the end too
     assert result.returncode == 0, log[-6000:]
+    # Issue 15: no process of a cold build may hold more than 6 GB.
+    assert result.peak_process_bytes <= 6 * GB, memory
     assert times, "the build printed no chapter execution times (_ext/build_times.py)"
     html = ROOT / "_build" / "html"
     for name in toc_files():
