@@ -135,3 +135,38 @@ def test_cifar10_backgrounds_agree_at_the_chapters_size(reader_cache):
     # On the probability, the same size agrees less: the reason for the logit.
     found = background_agreement(model, images, pool, size, score="probability")
     assert found.rank_correlation.mean() < curve[-1].rank_correlation.mean()
+
+
+@pytest.mark.parametrize("score", ["logit", "probability"])
+def test_deep_shap_gives_shaps_own_values(small_model, fashion, score):
+    """The rules traced once give shap.DeepExplainer(...).shap_values's values."""
+    import shap
+
+    from helpers.engine import scored_model
+
+    model = small_model.model
+    (x_train, _), (x_test, _) = fashion[0]
+    images, background = preprocess(x_test[:3]), preprocess(x_train[:20])
+    ours = deep_shap(model, background, images, score=score)
+    theirs = np.asarray(shap.DeepExplainer(scored_model(model, score), background)
+                        .shap_values(images))
+    assert theirs.shape == ours.values.shape
+    np.testing.assert_allclose(ours.values, theirs, rtol=1e-4, atol=1e-6)
+    again = deep_shap(model, background[:7], images[1:], ranked_outputs=2, score=score)
+    theirs, ranked = shap.DeepExplainer(scored_model(model, score), background[:7]).shap_values(
+        images[1:], ranked_outputs=2, check_additivity=False)
+    np.testing.assert_array_equal(again.ranked, ranked)
+    np.testing.assert_allclose(again.values, np.asarray(theirs), rtol=1e-4, atol=1e-6)
+
+
+def test_deep_shap_traces_once_per_model(small_model, fashion):
+    from helpers.methods.deep_shap import deep_rules
+
+    model = small_model.model
+    (x_train, _), (x_test, _) = fashion[0]
+    images, background = preprocess(x_test[:4]), preprocess(x_train[:10])
+    deep_shap(model, background, images[:2])
+    rules = deep_rules(logit_model(model))
+    traced = rules.gradients.experimental_get_tracing_count()
+    deep_shap(model, background[:3], images, ranked_outputs=3)
+    assert rules.gradients.experimental_get_tracing_count() == traced

@@ -1,7 +1,8 @@
 """Deep SHAP (Lundberg & Lee 2017; DeepLIFT's rules, Shrikumar et al. 2017):
-`shap.DeepExplainer`, on the logit by default."""
+`shap.DeepExplainer`'s rules, on the logit by default, traced once per model."""
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
@@ -11,6 +12,12 @@ import numpy as np
 
 from ..engine import Engine, check_score, logit_model, scored_model
 from .base import Context, Method, check_images, register
+
+# Rows (images and their background partners) per call of the rules' graph,
+# for 784 input values (FashionMNIST); fewer for larger images. shap's rules
+# cost several times a plain gradient and grow slower per row on larger
+# batches (cache), unlike a plain forward pass (see the engine's batch_limit).
+RULE_ROWS = 128
 
 
 class DeepShap(NamedTuple):
@@ -27,11 +34,108 @@ class DeepShap(NamedTuple):
     score: str = "logit"
 
 
+class Rules(NamedTuple):
+    """shap's TF explainer for a model (its DeepLIFT rules, which replace the
+    gradients while a graph is traced) and the one graph traced with them."""
+
+    explainer: object
+    gradients: object
+
+
+@functools.lru_cache(maxsize=16)
+def deep_rules(model: keras.Model) -> Rules:
+    """The rules' graph `(rows, classes) -> multipliers` of `model`, traced once
+    (on its first call, under shap's rules) for any batch and any classes.
+
+    shap's own `shap_values` traces a new graph per explainer and per class
+    explained (`TFDeep.phi_symbolic`): ten traces per call of ten classes.
+    """
+    import shap
+    import tensorflow as tf
+
+    shape, n_classes = tuple(model.input_shape[1:]), model.output_shape[-1]
+    with warnings.catch_warnings():
+        # Eager mode is the only mode under TF2: shap's notice says nothing.
+        warnings.filterwarnings("ignore", "Your TensorFlow version is newer")
+        # shap's expected value over this one image is not used.
+        explainer = shap.DeepExplainer(model, np.zeros((1, *shape), np.float32)).explainer
+    spec = (tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None,), tf.int32))
+
+    @tf.function(input_signature=spec)
+    def gradients(rows, classes):
+        # shap's grad_graph, with each row's class as an input instead of a
+        # constant: the one-hot product passes the same gradient as out[:, i].
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(rows)
+            outputs = model(rows, training=False)
+            scores = tf.reduce_sum(outputs * tf.one_hot(classes, n_classes), axis=1)
+        explainer._init_between_tensors(scores.op, [rows])
+        return tape.gradient(scores, rows)
+
+    return Rules(explainer, gradients)
+
+
+def _multipliers(rules: Rules, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The rules' graph on `rows` (images, then as many background images)."""
+    import tensorflow as tf
+    from tensorflow.python.eager import execute
+
+    explainer, classes = rules.explainer, tf.constant(classes, tf.int32)
+    record = execute.record_gradient
+    try:  # shap's run: its rules in place while the graph is (first) traced
+        return explainer.run(lambda inputs: [rules.gradients(inputs[0], classes)],
+                             explainer.model_inputs, [rows])[0]
+    finally:
+        # On an error shap leaves its recorder in place, breaking every later
+        # gradient in the process ("no entry for: shap_BiasAdd").
+        execute.record_gradient = record
+
+
+def _values(rules: Rules, images: np.ndarray, background: np.ndarray, classes: np.ndarray,
+            pairs: int, engine: Engine) -> np.ndarray:
+    """Each image's Deep SHAP values for its class, float64 like shap's: the
+    mean over the background of multiplier x (image - background image), the
+    multipliers computed on `pairs` (image, background image) pairs per call."""
+    b = len(background)
+    values = np.zeros(images.shape)
+    group = max(1, pairs // b)  # images whose pairs fill about one call
+    for first in range(0, len(images), group):
+        x, k = images[first:first + group], classes[first:first + group]
+        found = []
+        for start in range(0, len(x) * b, pairs):
+            pair = np.arange(start, min(start + pairs, len(x) * b))
+            rows = np.concatenate([x[pair // b], background[pair % b]])
+            engine.count(len(rows), backward=True)
+            # shap reads the background half's multipliers (the halves' are equal)
+            found.append(_multipliers(rules, rows, np.tile(k[pair // b], 2))[len(pair):])
+        found = np.concatenate(found).reshape(len(x), b, *images.shape[1:])
+        for j in range(len(x)):  # shap's expression, image by image
+            values[first + j] = (found[j] * (x[j] - background)).mean(0)
+    return values
+
+
+def _deep_shap(model: keras.Model, background: np.ndarray, images: np.ndarray,
+               ranked: np.ndarray, chunk: int | None, score: str, engine: Engine) -> DeepShap:
+    """Deep SHAP values of each image for the classes in its row of `ranked`,
+    averaged over background chunks of about `chunk`, weighted by their size."""
+    chunk = chunk or max(1, 800_000 // images[0].size)
+    rules = deep_rules(scored_model(model, score))
+    rows = max(2, min(engine.batch_size, RULE_ROWS * 784 // images[0].size))
+    values, expected = 0.0, 0.0
+    for part in np.array_split(background, -(-len(background) // chunk)):
+        weight = len(part) / len(background)
+        found = [_values(rules, images, part, column, rows // 2, engine) for column in ranked.T]
+        values = values + weight * np.stack(found, axis=-1)
+        expected = expected + weight * engine.predict(part, score).mean(0)
+    return DeepShap(np.asarray(values), np.asarray(expected), ranked, score)
+
+
 def deep_shap(model: keras.Model, background: np.ndarray, images: np.ndarray,
               ranked_outputs: int | None = None, chunk: int | None = None,
               score: str = "logit", engine: Engine | None = None) -> DeepShap:
     """`shap.DeepExplainer(model, background).shap_values(images)` for every class
-    or (`ranked_outputs=k`) each image's k top classes, in chunks of background.
+    or (`ranked_outputs=k`) each image's k top classes, in chunks of background:
+    the same values, with shap's rules traced once per model (`deep_rules`).
 
     `score="logit"` (default) explains the pre-softmax class scores: shap's rule
     for the softmax under TF2 multiplies by ratios of logit differences that
@@ -43,34 +147,16 @@ def deep_shap(model: keras.Model, background: np.ndarray, images: np.ndarray,
     images) and the results averaged, weighted by chunk size: the same values,
     a fraction of the memory. `engine`, if given, counts the model calls.
     """
-    import shap
-
-    explained = scored_model(model, score)
+    check_score(score)
     background = check_images("background", background, model)
     images = check_images("images", images, model)
-    chunk = chunk or max(1, 800_000 // images[0].size)
+    engine = engine or Engine(model)
     n_classes = model.output_shape[-1]
-    ranked = np.tile(np.arange(n_classes), (len(images), 1))
-    values, expected = 0.0, 0.0
-    for part in np.array_split(background, -(-len(background) // chunk)):
-        with warnings.catch_warnings():
-            # shap calls the model with a list; Keras warns about the structure.
-            warnings.filterwarnings("ignore", "The structure of `inputs`")
-            # Eager mode is the only mode under TF2: shap's notice says nothing.
-            warnings.filterwarnings("ignore", "Your TensorFlow version is newer")
-            explainer = shap.DeepExplainer(explained, part)
-            if engine is not None:
-                engine.count(len(part))  # the expected value
-                engine.count_shap(explainer)
-            if ranked_outputs is None:
-                found = explainer.shap_values(images)
-            else:  # shap's additivity check assumes every class: ours is below
-                found, ranked = explainer.shap_values(
-                    images, ranked_outputs=ranked_outputs, check_additivity=False)
-        weight = len(part) / len(background)
-        values = values + weight * np.asarray(found)
-        expected = expected + weight * np.asarray(explainer.expected_value)
-    return DeepShap(np.asarray(values), np.asarray(expected), np.asarray(ranked), score)
+    if ranked_outputs is None:
+        ranked = np.tile(np.arange(n_classes), (len(images), 1))
+    else:  # shap's order: the largest explained outputs first
+        ranked = np.argsort(-engine.predict(images, score))[:, :ranked_outputs]
+    return _deep_shap(model, background, images, ranked, chunk, score, engine)
 
 
 class ExpSoftmax(keras.layers.Layer):
@@ -108,14 +194,13 @@ def _relu6_layers(model: keras.Model) -> list[str]:
 @dataclass
 class DeepShapMethod(Method):
     """Deep SHAP of each image's target; the map sums the values over channels.
-    The predicted class is explained alone (shap's `ranked_outputs=1`); any
-    other target through the model followed by a layer that picks that class
-    (one explainer per distinct target class).
+    Each image's target alone is explained (as shap's `ranked_outputs=1` does
+    the predicted class), whatever the class.
 
     Options:
         background: images like the inputs (required).
         score: "logit" (default) or "probability".
-        chunk: background images per explainer (default: ~800k pixels).
+        chunk: background images per average (default: ~800k pixels).
     """
 
     name: ClassVar[str] = "deep_shap"
@@ -135,28 +220,6 @@ class DeepShapMethod(Method):
 
     def attribute(self, context: Context, inputs: np.ndarray,
                   targets: np.ndarray) -> np.ndarray:
-        engine = context.engine
-        top = targets == engine.predict(inputs).argmax(-1)
-        maps = np.zeros(inputs.shape[:3], np.float32)
-        run = dict(background=self.background, chunk=self.chunk, engine=engine)
-        if top.any():
-            maps[top] = deep_shap(context.model, images=inputs[top], ranked_outputs=1,
-                                  score=self.score, **run).values[..., 0].sum(-1)
-        # Any other target: the explained output followed by a linear layer that
-        # picks the class. Deep SHAP's rules are linear there, so the values are
-        # that class's, at the cost of one class instead of all of them.
-        for target in np.unique(targets[~top]):
-            rows = ~top & (targets == target)
-            picked = class_model(scored_model(context.model, self.score), int(target))
-            maps[rows] = deep_shap(picked, images=inputs[rows], score="probability",
-                                   **run).values[..., 0].sum(-1)
-        return maps
-
-
-def class_model(model: keras.Model, target: int) -> keras.Model:
-    """`model` with one output: its output for class `target` (a fixed linear layer)."""
-    n_classes = model.output_shape[-1]
-    pick = keras.layers.Dense(1, use_bias=False, trainable=False, name=f"class_{target}")
-    picked = keras.Model(model.inputs, pick(model.outputs[0]), name=f"{model.name}_{target}")
-    pick.set_weights([np.eye(n_classes, dtype=np.float32)[:, target:target + 1]])
-    return picked
+        found = _deep_shap(context.model, self.background, inputs, targets[:, None],
+                           self.chunk, self.score, context.engine)
+        return found.values[..., 0].sum(-1)
