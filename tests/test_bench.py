@@ -9,6 +9,7 @@ import math
 import pytest
 
 from helpers import bench
+from helpers.methods.deep_shap import relu6_layers
 
 METHODS = ("saliency", "deep_shap", "occlusion")
 
@@ -25,10 +26,6 @@ def tiny(small_model, classifier, tmp_path_factory):
     found = bench.run(workloads, methods=METHODS, tutorial=False)
     path = tmp_path_factory.mktemp("bench") / "methods.png"
     return found, bench.plot(found.methods, path), path
-
-
-def has_relu6(model) -> bool:
-    return any(getattr(layer, "max_value", None) == 6 for layer in model.layers)
 
 
 def test_one_table_holds_both_workloads(tiny):
@@ -59,7 +56,7 @@ def test_ratios_are_finite_and_positive(tiny):
 
 
 def test_deep_shap_on_relu6_is_a_row_saying_why(tiny, classifier):
-    if not has_relu6(classifier.model):
+    if not relu6_layers(classifier.model):
         pytest.skip(f"{classifier.name} has no ReLU6")
     found, _, _ = tiny
     row = next(r for r in found.methods if r["workload"] == "photos"

@@ -184,7 +184,9 @@ def additivity_error(model: keras.Model, images: np.ndarray, result: DeepShap) -
     return float(np.abs(gaps).max())
 
 
-def _relu6_layers(model: keras.Model) -> list[str]:
+def relu6_layers(model: keras.Model) -> list[str]:
+    """The names of the model's ReLU6 layers (MobileNet's), which shap's
+    DeepExplainer has no rule for."""
     return [layer.name for layer in model.layers
             if getattr(layer, "max_value", None) is not None
             or getattr(getattr(layer, "activation", None), "__name__", "") == "relu6"]
@@ -213,7 +215,7 @@ class DeepShapMethod(Method):
             raise ValueError("method 'deep_shap' needs background=<images like inputs>")
         self.background = check_images("background", self.background, model)
         check_score(self.score)
-        unsupported = _relu6_layers(model)
+        unsupported = relu6_layers(model)
         if unsupported:
             raise ValueError(f"method 'deep_shap': shap.DeepExplainer has no rule for "
                              f"ReLU6 (layers {unsupported[:3]}...); use 'gradient_shap'")
