@@ -74,8 +74,10 @@ def _cache_key(settings: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-# Epochs that reach the book's targets (MNIST >= 98%, FashionMNIST >= 88%).
-EPOCHS = {"mnist": 3, "fashion_mnist": 8, "cifar10": 8}
+# Epochs that reach the book's targets (MNIST >= 98%, FashionMNIST >= 88%, CIFAR-10
+# >= 65%) within the time a chapter may take on two CPU cores. Measured validation
+# accuracy per epoch: FashionMNIST 84, 86, 87, 88, 89, 89, 90, 90%; CIFAR-10 56, 62, 68%.
+EPOCHS = {"mnist": 3, "fashion_mnist": 6, "cifar10": 4}
 # The architecture each dataset's chapter uses.
 DEFAULT_ARCH = {"mnist": "small_cnn", "fashion_mnist": "small_cnn",
                 "cifar10": "cifar_cnn"}

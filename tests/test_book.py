@@ -187,7 +187,7 @@ def test_measured_numbers_from_the_glued_values():
     for key in ("mnist_additivity", "fashion_additivity"):
         assert number(mnist[key]) < 1e-3, key
     cifar = glued("deep_shap_cifar10")
-    assert number(cifar["cifar_accuracy"]) >= 70, "CIFAR-10 accuracy"
+    assert number(cifar["cifar_accuracy"]) >= 65, "CIFAR-10 accuracy"
     # The chapter says where its data came from; the CI reads the mirror.
     note = cifar["data_note"]
     assert re.match(r"This build read (CIFAR-10 from the offline mirror's JPEG"

@@ -144,10 +144,14 @@ def test_gradient_shap_at_a_layer_is_shaps_own_call(classifier):
                             layer=classifier.shap_layer, nsamples=8, seed=0)
     np.testing.assert_array_equal(found.maps, again.maps)
     lower, upper = split_at(helpers.engine.logit_model(classifier.model), classifier.shap_layer)
-    values, ranked = shap.GradientExplainer(upper, lower(inputs).numpy()).shap_values(
-        lower(inputs).numpy(), ranked_outputs=1, nsamples=8, rseed=0)
-    np.testing.assert_array_equal(ranked[:, 0], found.targets)
-    theirs = np.asarray(values)[..., 0].sum(-1)
+    # shap's own call, one image at a time with the same rseed (as the method documents:
+    # in one call, an image's samples would depend on the images before it).
+    explainer = shap.GradientExplainer(upper, lower(inputs).numpy())
+    values, ranked = zip(*(explainer.shap_values(lower(inputs[i:i + 1]).numpy(),
+                                                 ranked_outputs=1, nsamples=8, rseed=0)
+                           for i in range(len(inputs))))
+    np.testing.assert_array_equal(np.concatenate(ranked)[:, 0], found.targets)
+    theirs = np.concatenate([np.asarray(v)[..., 0].sum(-1) for v in values])
     assert theirs.shape == (2, 28, 28)
     import tensorflow as tf
     theirs = tf.image.resize(theirs[..., None], (224, 224), "bilinear").numpy()[..., 0]
