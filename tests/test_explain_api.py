@@ -292,7 +292,7 @@ CALLS = {
     "rise": lambda n, o: (n + n * o["n_masks"], 0),
     "occlusion": lambda n, o: (n + n + n * 7 * 7, 0),  # 28 px, window 4: a 7 x 7 grid
     # shap reads the outputs (n), then one forward and backward pass per sample.
-    "gradient_shap": lambda n, o: (n + n + n * o["nsamples"], n * o["nsamples"]),
+    "gradient_shap": lambda n, o: (n + n * o["nsamples"], n * o["nsamples"]),
 }
 
 

@@ -2,20 +2,25 @@
 at the pixels or at an intermediate layer."""
 from __future__ import annotations
 
-import warnings
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
 import keras
 import numpy as np
 
-from ..engine import check_layer, check_score, scored_model
+from ..engine import check_layer, check_score, forward, score_gradients, scored_model
 from .base import Context, Method, check_images, progress, register, upsample
 
 
 def split_at(model: keras.Model, layer: str) -> tuple[keras.Model, keras.Model]:
     """The model as two: inputs -> `layer`'s output, and that output -> outputs."""
     check_layer(model, layer)
+    return _split(model, layer)
+
+
+@functools.lru_cache(maxsize=16)
+def _split(model: keras.Model, layer: str) -> tuple[keras.Model, keras.Model]:
     if isinstance(model, keras.Sequential):  # its layer outputs are not tied to inputs
         names = [each.name for each in model.layers]
         cut = names.index(layer) + 1
@@ -26,16 +31,34 @@ def split_at(model: keras.Model, layer: str) -> tuple[keras.Model, keras.Model]:
     return keras.Model(model.inputs[0], inner), keras.Model(inner, model.outputs[0])
 
 
+def shap_draws(n_background: int, nsamples: int, seed: int, shape: tuple[int, ...],
+               local_smoothing: float = 0.0):
+    """The background rows, interpolation points and input noise that
+    `GradientExplainer.shap_values(X, nsamples, rseed=seed)` draws for one image:
+    its legacy NumPy stream, in its order."""
+    rng = np.random.RandomState(seed)
+    rows, points, noise = [], [], np.zeros((nsamples, *shape), np.float32)
+    for k in range(nsamples):
+        rows.append(rng.choice(n_background))
+        points.append(rng.uniform())
+        if local_smoothing > 0:
+            noise[k] = rng.randn(*shape) * local_smoothing
+    return np.array(rows), np.array(points, np.float32), noise
+
+
 @register
 @dataclass
 class GradientShap(Method):
-    """`shap.GradientExplainer(model, background).shap_values(image, nsamples=...,
-    rseed=seed)` for each image and its target; the map sums the values over
-    channels (at a `layer`: over its feature maps, resized to the input).
+    """The values of `shap.GradientExplainer(model, background).shap_values(image,
+    nsamples=..., rseed=seed)` for each image and its target (tested equal); the
+    map sums them over channels (at a `layer`: over its feature maps, resized to
+    the input).
 
-    One call per image: shap draws the samples of all the images it is given
-    from one stream, so in one call an image's samples would depend on the
-    images before it. Per image, every image gets the same draws.
+    As if shap were called once per image: shap draws the samples of all the
+    images it is given from one stream, so in one call an image's samples would
+    depend on the images before it; here every image gets the same draws. The
+    gradients run through one compiled function per model, many images per call,
+    where shap traces a new graph per class and explainer.
 
     Options:
         background: images like the inputs (required): the reference distribution.
@@ -66,26 +89,33 @@ class GradientShap(Method):
 
     def attribute(self, context: Context, inputs: np.ndarray,
                   targets: np.ndarray) -> np.ndarray:
-        import shap
-
+        # shap.GradientExplainer's own computation (explainers/_gradient.py,
+        # TF branch), with its draws, but through one compiled gradient per model:
+        # shap traces a graph per class and explainer, i.e. on every call here.
         engine = context.engine
         model = scored_model(context.model, self.score)
         background, size = self.background, inputs.shape[1:3]
         if self.layer is not None:
             lower, model = split_at(model, self.layer)
-            inputs, background = (engine.counting(lambda x: lower(x).numpy())(part)
+            inputs, background = (engine.counting(lambda x: forward(lower)(x).numpy())(part)
                                   for part in (inputs, background))
-        explainer = shap.GradientExplainer(model, background, batch_size=engine.batch_size,
-                                           local_smoothing=self.local_smoothing)
-        engine.count_shap(explainer)
+        rows, points, noise = shap_draws(len(background), self.nsamples, self.seed,
+                                         inputs.shape[1:], self.local_smoothing)
+        points = points.reshape(-1, *[1] * (inputs.ndim - 1))
+        gradients = score_gradients(model)
+        per_call = max(1, engine.batch_size // self.nsamples)  # images per model call
         values = np.zeros(inputs.shape[:3])  # float64, as shap returns them
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "The structure of `inputs`")
-            for i in progress(range(len(inputs)), len(inputs), "gradient_shap",
-                              context.progress):
-                found, _ = explainer.shap_values(inputs[i:i + 1], nsamples=self.nsamples,
-                                                 rseed=self.seed,
-                                                 ranked_outputs=targets[i:i + 1, None],
-                                                 output_rank_order="custom")
-                values[i] = np.asarray(found).reshape(inputs.shape[1:]).sum(-1)
+        for start in progress(range(0, len(inputs), per_call), -(-len(inputs) // per_call),
+                              "gradient_shap", context.progress):
+            part = slice(start, start + per_call)
+            x = inputs[part, None] + noise  # (images, nsamples, ...)
+            delta = x - background[rows]
+            samples = points * x + (1 - points) * background[rows]
+            flat = samples.reshape(-1, *inputs.shape[1:]).astype(np.float32)
+            chosen = np.repeat(targets[part], self.nsamples)
+            found = [gradients(flat[b], chosen[b])[2].numpy()
+                     for b in engine.slices(len(flat))]
+            engine.count(len(flat), backward=True)
+            grads = np.concatenate(found).reshape(delta.shape)
+            values[part] = (grads * delta).mean(1).sum(-1)
         return upsample(values, size) if self.layer else values
