@@ -99,11 +99,12 @@ def explain(model: keras.Model, inputs: np.ndarray, method: str, targets=None, *
 
     `targets`: the class explained per image (default: the predicted one).
     `batch_size`: images per model call, for every method (default: ~8 MB of
-    input per call). `pixel_range=(black, white)` in the model's input space
-    (numbers, or one value per channel as `ImageNetClassifier.pixel_range`
-    gives) sets what "black" means for the methods that switch pixels off;
-    default: the range of `inputs`. Every other keyword is an option of the
-    method: `help(helpers.methods.get(method))` lists them with their defaults.
+    input per call, at most `engine.MAX_BATCH` images). `pixel_range=(black,
+    white)` in the model's input space (numbers, or one value per channel as
+    `ImageNetClassifier.pixel_range` gives) sets what "black" means for the
+    methods that switch pixels off; default: the range of `inputs`. Every
+    other keyword is an option of the method:
+    `help(helpers.methods.get(method))` lists them with their defaults.
 
     Each image's map depends only on that image, the model, its target and the
     options, never on the other images in the call (random methods give every
