@@ -139,20 +139,23 @@ def test_gradient_shap_at_a_layer_is_shaps_own_call(classifier):
 
     inputs = classifier.prepare([fit_photo(p.image) for p in photos(("skimage",))[:2]])
     found = helpers.explain(classifier.model, inputs, "gradient_shap", background=inputs,
-                            layer=classifier.shap_layer, nsamples=8, seed=0)
+                            layer=classifier.shap_layer, nsamples=32, seed=0)
     again = helpers.explain(classifier.model, inputs, "gradient_shap", background=inputs,
-                            layer=classifier.shap_layer, nsamples=8, seed=0)
+                            layer=classifier.shap_layer, nsamples=32, seed=0)
     np.testing.assert_array_equal(found.maps, again.maps)
     lower, upper = split_at(helpers.engine.logit_model(classifier.model), classifier.shap_layer)
     # shap's own call, one image at a time with the same rseed (as the method documents:
     # in one call, an image's samples would depend on the images before it).
-    explainer = shap.GradientExplainer(upper, lower(inputs).numpy())
-    values, ranked = zip(*(explainer.shap_values(lower(inputs[i:i + 1]).numpy(),
-                                                 ranked_outputs=1, nsamples=8, rseed=0)
+    activations = lower(inputs).numpy()  # as explain computes them, in one call
+    explainer = shap.GradientExplainer(upper, activations)
+    values, ranked = zip(*(explainer.shap_values(activations[i:i + 1],
+                                                 ranked_outputs=1, nsamples=32, rseed=0)
                            for i in range(len(inputs))))
     np.testing.assert_array_equal(np.concatenate(ranked)[:, 0], found.targets)
     theirs = np.concatenate([np.asarray(v)[..., 0].sum(-1) for v in values])
     assert theirs.shape == (2, 28, 28)
     import tensorflow as tf
     theirs = tf.image.resize(theirs[..., None], (224, 224), "bilinear").numpy()[..., 0]
-    np.testing.assert_allclose(found.maps, theirs, rtol=1e-3, atol=1e-6)
+    # As the chapter checks: within 1e-5 of the largest value (one ulp of shap's
+    # samples can flip a ReLU6 and its gradient, so the samples are rounded as shap's).
+    assert np.abs(found.maps - theirs).max() <= 1e-5 * np.abs(theirs).max()

@@ -33,17 +33,31 @@ def _split(model: keras.Model, layer: str) -> tuple[keras.Model, keras.Model]:
 
 def shap_draws(n_background: int, nsamples: int, seed: int, shape: tuple[int, ...],
                local_smoothing: float = 0.0):
-    """The background rows, interpolation points and input noise that
-    `GradientExplainer.shap_values(X, nsamples, rseed=seed)` draws for one image:
-    its legacy NumPy stream, in its order."""
+    """The background rows, interpolation points (float64) and input noise (float64,
+    None without smoothing) that `GradientExplainer.shap_values(X, nsamples,
+    rseed=seed)` draws for one image: its legacy NumPy stream, in its order."""
     rng = np.random.RandomState(seed)
-    rows, points, noise = [], [], np.zeros((nsamples, *shape), np.float32)
+    rows, points = [], []
+    noise = np.zeros((nsamples, *shape)) if local_smoothing > 0 else None
     for k in range(nsamples):
         rows.append(rng.choice(n_background))
         points.append(rng.uniform())
-        if local_smoothing > 0:
+        if noise is not None:
             noise[k] = rng.randn(*shape) * local_smoothing
-    return np.array(rows), np.array(points, np.float32), noise
+    return np.array(rows), np.array(points), noise
+
+
+def shap_samples(x: np.ndarray, background: np.ndarray, points: np.ndarray,
+                 noise: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """shap's samples `t * x + (1 - t) * background` and `x - background` (float32),
+    with its rounding: a one-ulp difference can flip a ReLU and its gradient."""
+    if noise is not None:
+        x = x + noise  # float64, as shap adds it
+        first = points * x
+    else:
+        first = points.astype(np.float32) * x  # a Python float times float32
+    rest = (1 - points).astype(np.float32) * background
+    return (first + rest).astype(np.float32), (x - background).astype(np.float32)
 
 
 @register
@@ -108,14 +122,13 @@ class GradientShap(Method):
         for start in progress(range(0, len(inputs), per_call), -(-len(inputs) // per_call),
                               "gradient_shap", context.progress):
             part = slice(start, start + per_call)
-            x = inputs[part, None] + noise  # (images, nsamples, ...)
-            delta = x - background[rows]
-            samples = points * x + (1 - points) * background[rows]
-            flat = samples.reshape(-1, *inputs.shape[1:]).astype(np.float32)
+            samples, delta = shap_samples(inputs[part, None], background[rows], points,
+                                          noise)  # (images, nsamples, ...)
+            flat = samples.reshape(-1, *inputs.shape[1:])
             chosen = np.repeat(targets[part], self.nsamples)
             found = [gradients(flat[b], chosen[b])[2].numpy()
                      for b in engine.slices(len(flat))]
             engine.count(len(flat), backward=True)
             grads = np.concatenate(found).reshape(delta.shape)
-            values[part] = (grads * delta).mean(1).sum(-1)
+            values[part] = (grads * delta).mean(1).astype(np.float64).sum(-1)
         return upsample(values, size) if self.layer else values
