@@ -196,6 +196,8 @@ def test_measured_numbers_from_the_glued_values():
         assert "offline mirror's JPEG" in note, note
     # The background size is the one whose two draws agree to 0.9 or more.
     assert number(cifar["cifar_agreement"]) >= 0.9, "CIFAR-10 background size"
+    # On the probability, the same size agrees less: the reason for the logit.
+    assert number(cifar["cifar_probability"]) < number(cifar["cifar_agreement"])
     assert number(cifar["cifar_additivity"]) < 1e-3, "CIFAR-10 additivity"
     ig = glued("integrated_gradients")
     assert number(ig["alibi_relative"]) < 1e-3, "IG vs Alibi"
