@@ -76,7 +76,7 @@ def _cache_key(settings: dict) -> str:
 
 # Epochs that reach the book's targets (MNIST >= 98%, FashionMNIST >= 88%, CIFAR-10
 # >= 65%) within the time a chapter may take on two CPU cores. Measured validation
-# accuracy per epoch: FashionMNIST 84, 86, 87, 88, 89, 89, 90, 90%; CIFAR-10 56, 62, 68%.
+# accuracy per epoch: FashionMNIST 84, 86, 87, 88, 89, 89, 90, 90%; CIFAR-10 56, 62, 68, 69%.
 EPOCHS = {"mnist": 3, "fashion_mnist": 6, "cifar10": 4}
 # The architecture each dataset's chapter uses.
 DEFAULT_ARCH = {"mnist": "small_cnn", "fashion_mnist": "small_cnn",
