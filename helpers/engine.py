@@ -214,27 +214,3 @@ class Engine:
             self.count(len(batch))
             return np.concatenate([predict(batch[part]) for part in self.slices(len(batch))])
         return run
-
-    def count_shap(self, explainer) -> None:
-        """Count the model calls a shap Deep/Gradient explainer makes itself:
-        every `run` of a gradient graph is a forward and backward pass over its
-        rows; eager calls of its model are forward passes (calls inside its
-        compiled graphs are not eager and are counted by `run`)."""
-        import tensorflow as tf
-
-        inner = explainer.explainer
-        run, model = inner.run, inner.model
-
-        def counted_run(out, model_inputs, X):
-            # `run(model, ...)` is a forward pass, counted by counted_model;
-            # any other `out` is one of shap's gradient graphs.
-            if out is not counted_model and out is not model:
-                self.count(len(X[0]), backward=True)
-            return run(out, model_inputs, X)
-
-        def counted_model(x, *args, **kwargs):
-            if tf.executing_eagerly():
-                self.count(len(x[0]) if isinstance(x, (list, tuple)) else len(x))
-            return model(x, *args, **kwargs)
-
-        inner.run, inner.model = counted_run, counted_model
