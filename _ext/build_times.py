@@ -44,8 +44,11 @@ def _report(app, exception) -> None:
     now = sum(seconds for _, seconds, fresh in rows if fresh)
     lines = [f"  {name:<24} {seconds:7.1f} s  {'executed now' if fresh else 'from the cache'}"
              for name, seconds, fresh in rows]
+    wall = getattr(app, "parallel_execution_seconds", None)  # _ext/parallel_execute.py
+    side = (f"; {wall / 60:.1f} min of wall time for those executed side by side"
+            if wall else "")
     logger.info("chapter execution times (jupyter-cache):\n" + "\n".join(lines)
-                + f"\n  executed in this build: {now:.0f} s ({now / 60:.1f} min)")
+                + f"\n  executed in this build: {now:.0f} s ({now / 60:.1f} min){side}")
 
 
 def setup(app):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 import keras
 import numpy as np
 import tensorflow as tf
+from filelock import FileLock
 from keras import layers
 
 from . import set_seed
@@ -122,28 +123,30 @@ def train_or_load(dataset: str, arch: str | None = None, epochs: int | None = No
     path = cache_dir("models") / f"{name}-{key}.keras"
     start = time.perf_counter()
     record = path.with_suffix(".json")
-    if path.exists():
-        model = keras.saving.load_model(path)
-        loaded = True
-        train_seconds = (json.loads(record.read_text())["train_seconds"]
-                         if record.exists() else float("nan"))
-    else:
-        set_seed(seed)
-        model = ARCHITECTURES[arch](x_train.shape[1:], int(y_train.max()) + 1)
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
-        logs = cache_dir("logs") / f"{name}-{key}"
-        take = training_subset(len(x_train), n_train, seed)
-        model.fit(x_train[take], y_train[take], epochs=epochs,
-                  batch_size=batch_size, validation_data=(x_test, y_test),
-                  callbacks=[keras.callbacks.TensorBoard(str(logs))],
-                  verbose=verbose)
-        train_seconds = time.perf_counter() - start
-        with atomic_path(path) as tmp:
-            model.save(tmp)
-        with atomic_path(record) as tmp:
-            tmp.write_text(json.dumps({**settings, "train_seconds": train_seconds}))
-        loaded = False
+    # Chapters executed side by side wait for one another instead of training twice.
+    with FileLock(path.with_suffix(".lock")):
+        if path.exists():
+            model = keras.saving.load_model(path)
+            loaded = True
+            train_seconds = (json.loads(record.read_text())["train_seconds"]
+                             if record.exists() else float("nan"))
+        else:
+            set_seed(seed)
+            model = ARCHITECTURES[arch](x_train.shape[1:], int(y_train.max()) + 1)
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                          metrics=["accuracy"])
+            logs = cache_dir("logs") / f"{name}-{key}"
+            take = training_subset(len(x_train), n_train, seed)
+            model.fit(x_train[take], y_train[take], epochs=epochs,
+                      batch_size=batch_size, validation_data=(x_test, y_test),
+                      callbacks=[keras.callbacks.TensorBoard(str(logs))],
+                      verbose=verbose)
+            train_seconds = time.perf_counter() - start
+            with atomic_path(path) as tmp:
+                model.save(tmp)
+            with atomic_path(record) as tmp:
+                tmp.write_text(json.dumps({**settings, "train_seconds": train_seconds}))
+            loaded = False
     seconds = time.perf_counter() - start
     probs = model.predict(x_test, batch_size=1000, verbose=0)
     accuracy = float(np.mean(probs.argmax(1) == y_test))

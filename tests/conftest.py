@@ -5,12 +5,27 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import helpers
 
 # The reader's model cache, as set before the tests replace it with their own.
 READER_CACHE = os.environ.get("XAI_BOOK_CACHE")
+
+
+def assert_most_pixels_close(actual: np.ndarray, expected: np.ndarray, *, rtol: float,
+                             atol: float, share: float = 0.01) -> None:
+    """All but `share` of the pixels within the tolerance, and no shape difference.
+
+    Float round-off depends on the batch's size and on the number of threads
+    (AMD EPYC and Intel Xeon, oneDNN) and can flip a unit sitting at 0 after a
+    ReLU, which reroutes a raw gradient: measured on saliency, 24 of 4,704
+    pixels of six images. The rest must agree."""
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    differ = ~np.isclose(actual, expected, rtol=rtol, atol=atol)
+    assert differ.mean() <= share, (f"{differ.mean():.2%} of the pixels differ, "
+                                    f"at most {np.abs(actual - expected).max():.3g}")
 
 
 @pytest.fixture(scope="session")

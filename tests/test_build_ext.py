@@ -1,6 +1,7 @@
 """The book's Sphinx extensions (_ext/): chapter times and the helpers hash."""
 from __future__ import annotations
 
+import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -59,3 +60,71 @@ def test_chapter_times_read_the_build_cache():
                 if p.read_text().startswith("---\njupytext:")}
     assert chapters <= {name for name, _, _ in rows}
     assert all(seconds > 0 and fresh for _, seconds, fresh in rows)
+
+
+NOTEBOOK = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# {name}
+
+```{{code-cell}} ipython3
+import time
+from pathlib import Path
+
+start = time.time()
+time.sleep(3)
+Path("{name}.times").write_text(f"{{start}} {{time.time()}}")
+{extra}
+```
+"""
+
+
+def _sphinx_project(folder: Path, chapters: dict[str, str]) -> Path:
+    """A Sphinx project executing `chapters` (name -> extra code) through myst-nb's cache."""
+    (folder / "conf.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(ROOT / '_ext')!r})\n"
+        "extensions = ['myst_nb', 'parallel_execute']\n"
+        "nb_execution_mode = 'cache'\nnb_execution_show_tb = True\n"
+        f"nb_execution_cache_path = {str(folder / 'cache')!r}\n"
+        "exclude_patterns = ['_build', 'cache', 'jupyter_execute']\n")
+    (folder / "index.md").write_text("# Book\n\n```{toctree}\n" + "\n".join(chapters) + "\n```\n")
+    for name, extra in chapters.items():
+        (folder / f"{name}.md").write_text(NOTEBOOK.format(name=name, extra=extra))
+    return folder
+
+
+def _build(folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html",
+                           str(folder), str(folder / "_build")], capture_output=True,
+                          text=True, cwd=folder, timeout=600)
+
+
+def test_chapters_missing_from_the_cache_run_side_by_side(tmp_path):
+    project = _sphinx_project(tmp_path, {"one": "", "two": "", "three": ""})
+    result = _build(project)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert "executing 3 chapters, 2 at a time" in log
+    assert log.count("Using cached notebook") == 3  # myst-nb executed none of them itself
+    spans = sorted(tuple(map(float, (project / f"{name}.times").read_text().split()))
+                   for name in ("one", "two", "three"))
+    assert spans[1][0] < spans[0][1], spans  # the first two ran at the same time
+    again = _build(project)  # all cached now: nothing executes
+    assert again.returncode == 0 and "executing" not in again.stdout
+
+
+def test_a_chapter_failing_side_by_side_fails_the_build(tmp_path):
+    project = _sphinx_project(tmp_path, {"good": "", "bad": "raise ValueError('planted')"})
+    result = _build(project)
+    log = result.stdout + result.stderr
+    assert "bad: failed; myst-nb executes it again and reports it" in log
+    assert result.returncode != 0 and "planted" in log  # myst-nb's report, with -W
+    assert log.count("Using cached notebook") == 1
