@@ -176,10 +176,12 @@ class Engine:
         """Slices of `range(n)` of at most `batch_size`: one model call each."""
         return (slice(i, i + self.batch_size) for i in range(0, n, self.batch_size))
 
-    def predict(self, inputs: np.ndarray, score: str = "probability") -> np.ndarray:
-        """The model's `score` for every class of `inputs`, `(n, classes)`."""
+    def predict(self, inputs: np.ndarray, score: str = "probability",
+                model: keras.Model | None = None) -> np.ndarray:
+        """The model's `score` for every class of `inputs`, `(n, classes)`; or the
+        output of `model` (e.g. a part of the engine's model) as it is."""
         inputs = np.asarray(inputs, np.float32)
-        run = _compiled_forward(scored_model(self.model, score))
+        run = _compiled_forward(scored_model(self.model, score) if model is None else model)
         self.calls["forward"] += len(inputs)
         return np.concatenate([run(inputs[part]).numpy() for part in self.slices(len(inputs))])
 
@@ -189,12 +191,14 @@ class Engine:
         return self.predict(inputs, score)[np.arange(len(inputs)), targets]
 
     def gradients(self, inputs: np.ndarray, targets: np.ndarray, score: str = "logit",
-                  layer: str | None = None) -> Gradients:
+                  layer: str | None = None, model: keras.Model | None = None) -> Gradients:
         """Gradients of each image's target `score` with respect to the inputs,
-        or to `layer`'s output, with that output and the scores."""
+        or to `layer`'s output, with that output and the scores; of the output of
+        `model` (e.g. a part of the engine's model) as it is, if given."""
         inputs = np.asarray(inputs, np.float32)
         targets = np.asarray(targets, np.int64)
-        run = _compiled_gradients(scored_model(self.model, score), layer)
+        run = _compiled_gradients(scored_model(self.model, score) if model is None
+                                  else model, layer)
         parts = [run(inputs[part], targets[part]) for part in self.slices(len(inputs))]
         self.calls["forward"] += len(inputs)
         self.calls["backward"] += len(inputs)

@@ -9,7 +9,7 @@ from typing import ClassVar
 import keras
 import numpy as np
 
-from ..engine import check_layer, check_score, forward, score_gradients, scored_model
+from ..engine import check_layer, check_score, scored_model
 from .base import Context, Method, check_images, progress, register, upsample
 
 
@@ -111,12 +111,11 @@ class GradientShap(Method):
         background, size = self.background, inputs.shape[1:3]
         if self.layer is not None:
             lower, model = split_at(model, self.layer)
-            inputs, background = (engine.counting(lambda x: forward(lower)(x).numpy())(part)
+            inputs, background = (engine.predict(part, model=lower)
                                   for part in (inputs, background))
         rows, points, noise = shap_draws(len(background), self.nsamples, self.seed,
                                          inputs.shape[1:], self.local_smoothing)
         points = points.reshape(-1, *[1] * (inputs.ndim - 1))
-        gradients = score_gradients(model)
         per_call = max(1, engine.batch_size // self.nsamples)  # images per model call
         values = np.zeros(inputs.shape[:3])  # float64, as shap returns them
         for start in progress(range(0, len(inputs), per_call), -(-len(inputs) // per_call),
@@ -126,9 +125,6 @@ class GradientShap(Method):
                                           noise)  # (images, nsamples, ...)
             flat = samples.reshape(-1, *inputs.shape[1:])
             chosen = np.repeat(targets[part], self.nsamples)
-            found = [gradients(flat[b], chosen[b])[2].numpy()
-                     for b in engine.slices(len(flat))]
-            engine.count(len(flat), backward=True)
-            grads = np.concatenate(found).reshape(delta.shape)
+            grads = engine.gradients(flat, chosen, model=model).gradients.reshape(delta.shape)
             values[part] = (grads * delta).mean(1).astype(np.float64).sum(-1)
         return upsample(values, size) if self.layer else values
