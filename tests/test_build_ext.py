@@ -1,6 +1,7 @@
 """The book's Sphinx extensions (_ext/): chapter times and the helpers hash."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import datetime
@@ -76,12 +77,14 @@ kernelspec:
 # {name}
 
 ```{{code-cell}} ipython3
+import os
 import time
 from pathlib import Path
 
 start = time.time()
 time.sleep(3)
-Path("{name}.times").write_text(f"{{start}} {{time.time()}}")
+threads = os.environ.get("TF_NUM_INTRAOP_THREADS")
+Path("{name}.times").write_text(f"{{start}} {{time.time()}} {{threads}}")
 {extra}
 ```
 """
@@ -112,11 +115,14 @@ def test_chapters_missing_from_the_cache_run_side_by_side(tmp_path):
     result = _build(project)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
-    assert "executing 3 chapters, 2 at a time" in log
+    threads = max(1, os.cpu_count() // 2)  # the cores shared between the two kernels
+    assert f"executing 3 chapters, 2 at a time, {threads} TensorFlow thread(s) each" in log
     assert log.count("Using cached notebook") == 3  # myst-nb executed none of them itself
-    spans = sorted(tuple(map(float, (project / f"{name}.times").read_text().split()))
+    found = sorted((project / f"{name}.times").read_text().split()
                    for name in ("one", "two", "three"))
+    spans = [(float(start), float(end)) for start, end, _ in found]
     assert spans[1][0] < spans[0][1], spans  # the first two ran at the same time
+    assert {each for _, _, each in found} == {str(threads)}
     again = _build(project)  # all cached now: nothing executes
     assert again.returncode == 0 and "executing" not in again.stdout
 
