@@ -13,19 +13,14 @@ throughput) are left to myst-nb, which executes them alone. A chapter that fails
 is not stored: myst-nb executes it again and reports the failure as usual (`-W`
 fails the build).
 
-Each kernel gets its share of the cores for TensorFlow (`TF_NUM_INTRAOP_THREADS`,
-one thread each with two jobs on two cores): two kernels of two threads each on
-two cores train more slowly together than one after the other (measured: the
-CIFAR-10 model 1,005 s beside another chapter, 550 s alone). Chapters that need
-the same trained model wait for each other through `helpers.models.train_or_load`'s
-lock instead of training it twice.
+Chapters that need the same trained model wait for each other through
+`helpers.models.train_or_load`'s lock instead of training it twice.
 """
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 
 from sphinx.util import logging
@@ -76,22 +71,6 @@ def _execute(path: Path, notebook, timeout: int | None):
         return error
 
 
-@contextmanager
-def _threads_per_kernel(threads: int):
-    """Kernels started inside run `threads` TensorFlow and OpenMP threads."""
-    names = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
-    before = {name: os.environ.get(name) for name in names}
-    os.environ.update({name: str(threads) for name in names})
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _prefill(app, env, docnames) -> None:
     jobs = app.config.xai_execution_jobs
     if jobs < 2 or env.mystnb_config.execution_mode != "cache":
@@ -103,12 +82,10 @@ def _prefill(app, env, docnames) -> None:
     if len(missing) < 2:
         return  # nothing to overlap: myst-nb executes it
     cache = get_cache(env.mystnb_config.execution_cache_path or ".jupyter_cache")
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    logger.info(f"executing {len(missing)} chapters, {jobs} at a time, "
-                f"{threads} TensorFlow thread(s) each")
+    logger.info(f"executing {len(missing)} chapters, {jobs} at a time")
     start = time.perf_counter()
     timeout = env.mystnb_config.execution_timeout
-    with _threads_per_kernel(threads), ThreadPoolExecutor(jobs) as pool:
+    with ThreadPoolExecutor(jobs) as pool:
         running = {pool.submit(_execute, path, notebook, timeout): (docname, path)
                    for docname, path, notebook in missing}
         for done in as_completed(running):

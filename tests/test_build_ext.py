@@ -1,7 +1,6 @@
 """The book's Sphinx extensions (_ext/): chapter times and the helpers hash."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import datetime
@@ -77,14 +76,12 @@ kernelspec:
 # {name}
 
 ```{{code-cell}} ipython3
-import os
 import time
 from pathlib import Path
 
 start = time.time()
 time.sleep(3)
-threads = os.environ.get("TF_NUM_INTRAOP_THREADS")
-Path("{name}.times").write_text(f"{{start}} {{time.time()}} {{threads}}")
+Path("{name}.times").write_text(f"{{start}} {{time.time()}}")
 {extra}
 ```
 """
@@ -115,14 +112,11 @@ def test_chapters_missing_from_the_cache_run_side_by_side(tmp_path):
     result = _build(project)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
-    threads = max(1, os.cpu_count() // 2)  # the cores shared between the two kernels
-    assert f"executing 3 chapters, 2 at a time, {threads} TensorFlow thread(s) each" in log
+    assert "executing 3 chapters, 2 at a time" in log
     assert log.count("Using cached notebook") == 3  # myst-nb executed none of them itself
-    found = sorted((project / f"{name}.times").read_text().split()
+    spans = sorted(tuple(map(float, (project / f"{name}.times").read_text().split()))
                    for name in ("one", "two", "three"))
-    spans = [(float(start), float(end)) for start, end, _ in found]
     assert spans[1][0] < spans[0][1], spans  # the first two ran at the same time
-    assert {each for _, _, each in found} == {str(threads)}
     again = _build(project)  # all cached now: nothing executes
     assert again.returncode == 0 and "executing" not in again.stdout
 
