@@ -18,7 +18,7 @@ Chapters that need the same trained model wait for each other through
 keeps TensorFlow's own threads: side by side, training gains nothing (the
 CIFAR-10 model took 1,005 s beside another chapter, 550 s alone), and one
 thread per kernel made it slower still (the marked FashionMNIST model 5.2 min
-against 3.8 min); the gain is in the hours of Python between model calls.
+against 3.8 min); the gain is in the Python between model calls.
 """
 from __future__ import annotations
 
