@@ -141,8 +141,9 @@ def chapter_running_at(when: float) -> str | None:
 
 
 @pytest.mark.book
-def test_book_builds_with_every_chapter_executed():
-    """`jupyter-book build -W --keep-going`: any failing cell fails the build."""
+def test_book_builds_with_every_chapter_executed(reader_cache):
+    """`jupyter-book build -W --keep-going`: any failing cell fails the build. It
+    trains into the reader's cache, where later tests find the chapters' models."""
     exe = Path(sys.executable).parent / "jupyter-book"
     command = [str(exe if exe.exists() else shutil.which("jupyter-book")),
                "build", str(ROOT), "-W", "--keep-going"]
