@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import psutil
 import pytest
@@ -277,3 +278,14 @@ def test_the_command_line(trained, test_set, client, tmp_path, capsys, reader_ca
     assert "workers sets the size" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--method", "saliency", "--out", "x.zarr", "--option", "steps"])
+
+
+def test_a_model_and_its_saved_file_have_the_same_hash(small_model):
+    """A freshly trained model and its .keras file are one model to the store
+    (Keras names their weights differently), and another weight is another model."""
+    assert not small_model.loaded  # trained in this session, not read from its file
+    loaded = keras.saving.load_model(small_model.path)
+    assert model_hash(loaded) == model_hash(small_model.model)
+    changed = keras.models.clone_model(loaded)
+    changed.set_weights([w + (i == 0) for i, w in enumerate(loaded.get_weights())])
+    assert model_hash(changed) != model_hash(loaded)

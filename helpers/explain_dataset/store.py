@@ -29,12 +29,14 @@ def default_chunk(image_shape: tuple[int, ...]) -> int:
 
 def model_hash(model: keras.Model) -> str:
     """SHA-256 of the model's class, config and weights (not of a saved file,
-    whose zip entries carry timestamps)."""
+    whose zip entries carry timestamps). Weights count by position, not by path:
+    Keras names a freshly built model's weights `model/layer/kernel` and the
+    same model loaded from its file `layer/kernel`."""
     config = {"class": type(model).__name__, "config": model.get_config()}
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    for weight in model.weights:
+    for position, weight in enumerate(model.weights):
         value = np.asarray(weight)
-        digest.update(f"{weight.path} {value.dtype} {value.shape}".encode())
+        digest.update(f"{position} {value.dtype} {value.shape}".encode())
         digest.update(np.ascontiguousarray(value).tobytes())
     return digest.hexdigest()
 
