@@ -175,8 +175,9 @@ LOCALISATION = {"pointing game": "pointing_game", "relevance mass": "relevance_m
 def localisation_table(found: dict, masks: np.ndarray) -> tuple[pd.DataFrame, dict]:
     """Score `found[model, method]` (Attributions) against `masks`, with bootstrap intervals.
 
-    Returns a long table (model, method, score, mean, low, high, images,
-    constant maps, seconds per image) and the per-image scores by
+    Returns a long table (model, method, score, mean, low, high, interval
+    — "mean [low, high]" —, images, constant maps, seconds per image) and the
+    per-image scores by
     `(model, method, score)`. A result with fewer maps than `masks` is scored
     on the first masks.
     """
@@ -191,6 +192,7 @@ def localisation_table(found: dict, masks: np.ndarray) -> tuple[pd.DataFrame, di
             interval = localisation.bootstrap(values)
             rows.append({"model": name, "method": method, "score": score,
                          "mean": interval.mean, "low": interval.low, "high": interval.high,
+                         "interval": str(interval),
                          "images": interval.n,
                          "constant maps": int(localisation.constant_maps(result.maps).sum()),
                          "seconds per image": result.seconds / n})

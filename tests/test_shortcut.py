@@ -154,6 +154,11 @@ def test_localisation_table_and_verdicts_sort_known_maps():
     exact = table.set_index(["model", "method", "score"])["mean"]
     assert exact["marked", "exact", "pointing game"] == 1.0
     assert exact["marked", "exact", "relevance rank"] == 1.0
+    shown = table.set_index(["model", "method", "score"])["interval"]
+    assert shown["marked", "exact", "pointing game"] == "1.00 [1.00, 1.00]"
+    low, high = table.set_index(["model", "method", "score"]).loc[
+        ("clean", "random", "relevance mass"), ["low", "high"]]
+    assert shown["clean", "random", "relevance mass"].endswith(f"[{low:.2f}, {high:.2f}]")
     assert len(scores["marked", "few", "relevance mass"]) == 20  # scored on the first masks
     chance = masks.sum((1, 2)).mean() / masks[0].size
     verdict = verdicts(scores, ["exact", "random", "faint", "few"], chance)
