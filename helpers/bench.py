@@ -287,7 +287,8 @@ def plot(rows: list[dict], path: Path | None = None):
     workloads = list(dict.fromkeys(row["workload"] for row in rows))
     colours = {"fashion_mnist": "#7fb3e0", "photos": "#1f4e79"}
     height = 0.8 / len(workloads)
-    fig = Figure(figsize=(7.5, 1.3 + 0.2 * len(methods) * (len(workloads) + 1)))
+    fig = Figure(figsize=(7.5, 1.6 + 0.2 * len(methods) * (len(workloads) + 1)),
+                 layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ratios = [row["ratio to floor"] for row in rows if row["ratio to floor"] is not None]
@@ -325,8 +326,7 @@ def plot(rows: list[dict], path: Path | None = None):
     ax.set_xlabel("seconds / floor (the same model calls at the best batch size), log scale")
     ax.set_title("Every method against its floor; dashed: the targets", fontsize=10)
     ax.grid(axis="x", which="both", alpha=0.3)
-    ax.legend(fontsize=7.5, loc="lower right")
-    fig.tight_layout()
+    fig.legend(fontsize=7.5, loc="outside lower center", ncols=2)  # clear of the bars
     if path is not None:
         from .data import atomic_path
 
