@@ -175,11 +175,10 @@ LOCALISATION = {"pointing game": "pointing_game", "relevance mass": "relevance_m
 def localisation_table(found: dict, masks: np.ndarray) -> tuple[pd.DataFrame, dict]:
     """Score `found[model, method]` (Attributions) against `masks`, with bootstrap intervals.
 
-    Returns a long table (model, method, score, mean, low, high, interval
-    — "mean [low, high]" —, images, constant maps, seconds per image) and the
-    per-image scores by
-    `(model, method, score)`. A result with fewer maps than `masks` is scored
-    on the first masks.
+    Returns a long table (model, method, score, mean, low, high, interval —
+    the three as "mean [low, high]" —, images, constant maps, seconds per
+    image) and the per-image scores by `(model, method, score)`. A result with
+    fewer maps than `masks` is scored on the first masks.
     """
     from . import localisation
 
@@ -197,6 +196,17 @@ def localisation_table(found: dict, masks: np.ndarray) -> tuple[pd.DataFrame, di
                          "constant maps": int(localisation.constant_maps(result.maps).sum()),
                          "seconds per image": result.seconds / n})
     return pd.DataFrame(rows), scores
+
+
+def interval_table(table: pd.DataFrame, methods: list[str],
+                   models: tuple[str, ...] = ("marked", "clean")) -> pd.DataFrame:
+    """`localisation_table`'s intervals: a row per method and model, a column per score."""
+    wide = table.pivot(index=["method", "model"], columns="score", values="interval")
+    wide["seconds per image"] = (table.groupby(["method", "model"])["seconds per image"]
+                                 .first().map("{:.4f}".format))
+    rows = pd.MultiIndex.from_product([methods, models], names=wide.index.names)
+    return wide.reindex(rows).rename(index=lambda m: m.replace("_plus_plus", "++")
+                                     .replace("_", " "))
 
 
 def verdicts(scores: dict, methods: list[str], chance: float,

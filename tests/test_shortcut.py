@@ -8,8 +8,8 @@ import pytest
 
 import helpers
 from helpers.methods import Attribution
-from helpers.shortcut import (LOCALISATION, Marker, localisation_table, marked_test_set,
-                              marked_training_set, reliance, verdicts)
+from helpers.shortcut import (LOCALISATION, Marker, interval_table, localisation_table,
+                              marked_test_set, marked_training_set, reliance, verdicts)
 
 SHAPES = [(28, 28), (32, 32)]  # FashionMNIST, CIFAR-10
 
@@ -154,11 +154,16 @@ def test_localisation_table_and_verdicts_sort_known_maps():
     exact = table.set_index(["model", "method", "score"])["mean"]
     assert exact["marked", "exact", "pointing game"] == 1.0
     assert exact["marked", "exact", "relevance rank"] == 1.0
-    shown = table.set_index(["model", "method", "score"])["interval"]
+    indexed = table.set_index(["model", "method", "score"])
+    shown = indexed["interval"]
     assert shown["marked", "exact", "pointing game"] == "1.00 [1.00, 1.00]"
-    low, high = table.set_index(["model", "method", "score"]).loc[
-        ("clean", "random", "relevance mass"), ["low", "high"]]
+    low, high = indexed.loc[("clean", "random", "relevance mass"), ["low", "high"]]
     assert shown["clean", "random", "relevance mass"].endswith(f"[{low:.2f}, {high:.2f}]")
+    wide = interval_table(table, ["random", "exact"])
+    assert list(wide.index) == [("random", "marked"), ("random", "clean"),
+                                ("exact", "marked"), ("exact", "clean")]
+    assert wide.loc[("exact", "marked"), "pointing game"] == "1.00 [1.00, 1.00]"
+    assert list(wide.columns) == [*sorted(LOCALISATION), "seconds per image"]
     assert len(scores["marked", "few", "relevance mass"]) == 20  # scored on the first masks
     chance = masks.sum((1, 2)).mean() / masks[0].size
     verdict = verdicts(scores, ["exact", "random", "faint", "few"], chance)
