@@ -79,8 +79,8 @@ def machine() -> str:
 
 from .data import class_names, load_dataset  # noqa: E402
 from .models import train_or_load  # noqa: E402
-from .methods import METHODS, Attribution, explain  # noqa: E402
+from .methods import METHODS, Attribution, explain, label  # noqa: E402
 from .explain_dataset import explain_dataset  # noqa: E402
 
-__all__ = ["set_seed", "Timer", "machine", "explain", "METHODS", "Attribution",
+__all__ = ["set_seed", "Timer", "machine", "explain", "label", "METHODS", "Attribution",
            "load_dataset", "class_names", "train_or_load", "explain_dataset"]

@@ -28,7 +28,7 @@ from . import explain, load_dataset, machine, train_or_load
 from .data import preprocess, sample
 from .evaluate import rank_correlation
 from .engine import forward, logit_model, score_gradients
-from .methods import METHODS, OPTIONS, Attribution, get
+from .methods import METHODS, OPTIONS, Attribution, get, label
 from .methods.base import rectangles
 from .methods.lime import lime_map, no_progress_bar
 
@@ -320,7 +320,7 @@ def plot(rows: list[dict], path: Path | None = None):
              if left <= t <= right]
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_xticks([], minor=True)
-    ax.set_yticks(range(len(methods)), [m.replace("_", " ") for m in methods], fontsize=8.5)
+    ax.set_yticks(range(len(methods)), [label(m) for m in methods], fontsize=8.5)
     ax.set_ylim(len(methods) - 0.5, -0.5)  # the first method on top
     ax.set_axisbelow(True)
     ax.set_xlabel("seconds / floor (the same model calls at the best batch size), log scale")

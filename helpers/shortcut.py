@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .data import load_dataset, preprocess, sample
+from .methods import label as method_label
 
 
 @dataclass(frozen=True)
@@ -205,8 +206,7 @@ def interval_table(table: pd.DataFrame, methods: list[str],
     wide["seconds per image"] = (table.groupby(["method", "model"])["seconds per image"]
                                  .first().map("{:.4f}".format))
     rows = pd.MultiIndex.from_product([methods, models], names=wide.index.names)
-    return wide.reindex(rows).rename(index=lambda m: m.replace("_plus_plus", "++")
-                                     .replace("_", " "))
+    return wide.reindex(rows).rename(index=method_label)
 
 
 def verdicts(scores: dict, methods: list[str], chance: float,

@@ -333,3 +333,10 @@ def test_anchors_explain_the_predicted_class_only(small_model, fashion_batch):
     other = (np.asarray(small_model.model(inputs)).argmax(1) + 1) % 10
     with pytest.raises(ValueError, match="explains the model.s predicted class only"):
         helpers.explain(small_model.model, inputs, "anchors", other)
+
+
+def test_method_labels_are_the_tables_and_figures_names():
+    assert helpers.label("gradcam_plus_plus") == "gradcam++"
+    assert helpers.label("integrated_gradients") == "integrated gradients"
+    assert helpers.label("gradient_shap", "\n") == "gradient\nshap"
+    assert len({helpers.label(m) for m in helpers.METHODS}) == len(helpers.METHODS)

@@ -23,7 +23,7 @@ METHODS = tuple(REGISTRY)
 OPTIONS = {name: cls.options() for name, cls in REGISTRY.items()}
 RANDOM = tuple(name for name, cls in REGISTRY.items() if cls.random())
 
-__all__ = ["explain", "get", "METHODS", "OPTIONS", "RANDOM", "Attribution", "Method"]
+__all__ = ["explain", "get", "label", "METHODS", "OPTIONS", "RANDOM", "Attribution", "Method"]
 
 
 def get(method: str) -> type[Method]:
@@ -31,6 +31,13 @@ def get(method: str) -> type[Method]:
     if method not in REGISTRY:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     return REGISTRY[method]
+
+
+def label(method: str, space: str = " ") -> str:
+    """A method's name as tables and figures print it: "gradcam_plus_plus" ->
+    "gradcam++", "integrated_gradients" -> "integrated gradients" (`space`
+    replaces the underscores, e.g. a line break for tick labels)."""
+    return method.replace("_plus_plus", "++").replace("_", space)
 
 
 def validate_inputs(model: keras.Model, inputs) -> np.ndarray:

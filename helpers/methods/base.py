@@ -118,3 +118,12 @@ def rectangles(image: np.ndarray, size: tuple[int, int] = (4, 7)) -> np.ndarray:
     rows = np.arange(image.shape[0])[:, None] // size[0]
     cols = np.arange(image.shape[1])[None, :] // size[1]
     return rows * -(-image.shape[1] // size[1]) + cols
+
+
+def switched_off(rows: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """`(n, H, W)`: the pixels each row of superpixel switches `(n, k)` turns off
+    (0). As in lime and Alibi, switch j is label j of `segments`; labels beyond
+    the k switches (a segmentation numbered from 1) stay on."""
+    off = np.zeros((len(rows), max(rows.shape[1], int(segments.max()) + 1)), bool)
+    off[:, :rows.shape[1]] = rows == 0
+    return off[:, segments]

@@ -9,13 +9,13 @@ from typing import ClassVar
 
 import numpy as np
 
-from .base import Context, Method, progress, rectangles, register
+from .base import Context, Method, progress, rectangles, register, switched_off
 
 
 @contextmanager
 def no_progress_bar():
     """lime 0.2.0.1 always draws a tqdm bar per explanation and has no option
-    to stop it: silence it while LIME runs."""
+    to stop it: silence it while lime's own explainer runs."""
     from lime import lime_image
 
     original = lime_image.tqdm
@@ -24,6 +24,33 @@ def no_progress_bar():
         yield
     finally:
         lime_image.tqdm = original
+
+
+@functools.cache
+def explainer_class() -> type:
+    """`LimeImageExplainer` building each batch of perturbed images in one step.
+
+    lime 0.2.0.1 builds them one at a time, a Python loop over every
+    switched-off superpixel of every sample (most of LIME's time on small
+    images), and draws a tqdm bar it has no option to stop. The same random
+    draw gives the same images, batches and explanation.
+    """
+    from lime import lime_image
+
+    class BatchedLimeImageExplainer(lime_image.LimeImageExplainer):
+        def data_labels(self, image, fudged_image, segments, classifier_fn,
+                        num_samples, batch_size=10):
+            n_features = np.unique(segments).shape[0]
+            data = self.random_state.randint(0, 2, num_samples * n_features)\
+                .reshape((num_samples, n_features))
+            data[0, :] = 1
+            labels = []
+            for start in range(0, num_samples, batch_size):
+                off = switched_off(data[start:start + batch_size], segments)
+                labels.append(classifier_fn(np.where(off[..., None], fudged_image, image)))
+            return data, np.concatenate(labels)
+
+    return BatchedLimeImageExplainer
 
 
 def lime_map(explanation, label: int) -> np.ndarray:
@@ -68,8 +95,6 @@ class Lime(Method):
 
     def attribute(self, context: Context, inputs: np.ndarray,
                   targets: np.ndarray) -> np.ndarray:
-        from lime import lime_image
-
         engine, grey = context.engine, inputs.shape[-1] == 1
         # LIME hands RGB copies of grey images to the model: back to one channel.
         def predict(batch):
@@ -79,12 +104,11 @@ class Lime(Method):
         maps = []
         for image, target in progress(zip(inputs, targets), len(inputs), "lime",
                                       context.progress):
-            explainer = lime_image.LimeImageExplainer(random_state=self.seed)
-            with no_progress_bar():
-                found = explainer.explain_instance(
-                    image[..., 0] if grey else image, predict, labels=(int(target),),
-                    top_labels=None, hide_color=context.low, num_samples=self.num_samples,
-                    batch_size=min(self.num_samples, engine.batch_size),
-                    segmentation_fn=segmenter, random_seed=self.seed)
+            explainer = explainer_class()(random_state=self.seed)
+            found = explainer.explain_instance(
+                image[..., 0] if grey else image, predict, labels=(int(target),),
+                top_labels=None, hide_color=context.low, num_samples=self.num_samples,
+                batch_size=min(self.num_samples, engine.batch_size),
+                segmentation_fn=segmenter, random_seed=self.seed)
             maps.append(lime_map(found, int(target)))
         return np.stack(maps)
