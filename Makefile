@@ -35,7 +35,7 @@ check: install  ## lint + unit tests, no book build (quick, before a commit)
 	$(PY) -m pytest -m "not book"
 
 sync: install  ## after editing book/*.md: update the paired notebooks/*.ipynb
-	$(BIN)/jupytext --sync book/*.md
+	$(BIN)/jupytext --sync $$(grep -l "^jupytext:" book/*.md)  # intro.md is not paired
 
 mnist: install  ## train (or load) the MNIST CNN and write img/mnist/*.png
 	$(PY) -m helpers all --dataset mnist
