@@ -109,7 +109,8 @@ class Anchors(Method):
     """`AnchorImage(predict, shape, segmentation_fn).explain(image, threshold=...)`
     per image; the map is 1 on the anchor's superpixels, 0 elsewhere (an
     empty anchor gives an empty map). An anchor explains the predicted class:
-    other targets are refused.
+    other targets are refused. The perturbed images are built a call at a
+    time (`sampler_class`): Alibi's own images and anchors.
 
     Options:
         segmentation: "rectangles" (default) or "slic".

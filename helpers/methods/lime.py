@@ -66,7 +66,8 @@ def lime_map(explanation, label: int) -> np.ndarray:
 class Lime(Method):
     """`LimeImageExplainer(random_state=seed).explain_instance(image, predict,
     labels=(target,), num_samples=...)` per image, switched-off superpixels
-    black; the map paints each superpixel with its weight.
+    black; the map paints each superpixel with its weight. The perturbed
+    images are built a batch at a time (`explainer_class`): lime's own images.
 
     Options:
         num_samples: perturbed images per explanation (default 1000).
